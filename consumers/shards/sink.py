@@ -1,0 +1,322 @@
+"""The shard writer: ``docs.unique`` -> tokenized, sealed shards, exactly once.
+
+Exactly-once rests on three rules (see ``docs/exactly-once.md``):
+
+1. A shard covers a contiguous offset range of *one* source partition and its id is derived from the
+   range's start offset; its manifest is created with create-only semantics. Two writers that start at
+   the same offset (a zombie and its replacement, or a replay) cannot both seal.
+2. Checkpoint order: seal the shard (manifest written last), then commit ``end`` to the group. On
+   assignment the writer resumes from ``max(committed, newest manifest end)``, so a crash between
+   seal and commit re-reads nothing that is already sealed.
+3. The sink is idempotent by ``doc_id``: a document whose id is already in a sealed shard (re-delivered
+   after an upstream crash, or replayed) is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from compliance.blocklist import Blocklist, EmptyBlocklist
+from consumers.handlers import dead_letter, utcnow
+from consumers.ledger import rejection_for
+from consumers.shards.manifest import (
+    MANIFEST_SUFFIX,
+    Manifest,
+    ManifestError,
+    ShardExistsError,
+    read_manifest,
+)
+from consumers.shards.tokenizer import Tokenizer, load_tokenizer
+from consumers.shards.writer import OpenShard, clean_orphans
+from consumers.stage import Drop
+from consumers.stats import Stats
+from streams.bus import (
+    BusError,
+    FencedError,
+    Message,
+    Outgoing,
+    Publisher,
+    RebalanceListener,
+    Subscriber,
+    TopicPartition,
+)
+from streams.codec import DecodeError, decode_as, encode
+from streams.records import Document
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+STAGE = "shards"
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    directory: str = "shards"
+    tokenizer: str = "gpt2"
+    max_tokens: int = 64 * 1024 * 1024  # roll by size (tokens per shard)
+    max_documents: int = 200_000
+    max_age_s: float = 300.0  # roll by time, so a quiet partition still seals
+    orphan_grace_s: float = 600.0
+
+
+class DocIdIndex:
+    """Which doc_ids are already sealed: a sorted uint64 array plus a small set of recent ids
+    (8 bytes per sealed document instead of a Python set's ~70)."""
+
+    def __init__(self) -> None:
+        self._sorted = np.zeros(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+
+    @staticmethod
+    def key(doc_id: str) -> int:
+        return xxhash.xxh3_64_intdigest(doc_id.encode())
+
+    def __contains__(self, doc_id: str) -> bool:
+        k = self.key(doc_id)
+        if k in self._recent:
+            return True
+        i = int(np.searchsorted(self._sorted, np.uint64(k)))
+        return i < len(self._sorted) and int(self._sorted[i]) == k
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def add_many(self, doc_ids: Sequence[str]) -> None:
+        self._recent.update(self.key(d) for d in doc_ids)
+        if len(self._recent) > 65536:
+            self._compact()
+
+    def _compact(self) -> None:
+        merged = np.concatenate([self._sorted, np.fromiter(self._recent, dtype=np.uint64)])
+        self._sorted = np.unique(merged)
+        self._recent.clear()
+
+
+class ShardSink:
+    """Consumes ``docs.unique`` with a :class:`Subscriber` and seals per-partition shards."""
+
+    def __init__(
+        self,
+        config: ShardConfig,
+        topics: Topics,
+        bus_id: str,
+        stats: Stats,
+        side_publisher: Publisher | None = None,
+        blocklist: Blocklist | None = None,
+        tokenizer: Tokenizer | None = None,
+        pipeline: str = "",
+    ) -> None:
+        self.config = config
+        self.directory = Path(config.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.topics = topics
+        self.source = f"{topics.docs_unique}@{bus_id[:8]}"
+        self.stats = stats
+        self.side = side_publisher  # ledger entries and dead letters (at-least-once is fine there)
+        self.blocklist = blocklist or EmptyBlocklist()
+        self.tokenizer = tokenizer or load_tokenizer(config.tokenizer)
+        self.pipeline = pipeline
+        self.sub: Subscriber | None = None
+        self.open: dict[TopicPartition, OpenShard] = {}
+        self.next_offset: dict[TopicPartition, int] = {}
+        self.seen = DocIdIndex()
+        self._manifest_ends: dict[int, int] = {}
+        self._known_manifests: set[str] = set()
+        clean_orphans(self.directory, config.orphan_grace_s)
+        self._scan_manifests()
+
+    # -- wiring ------------------------------------------------------------------------------------
+    def listener(self) -> RebalanceListener:
+        return RebalanceListener(on_revoked=self._on_revoked, on_assigned=self._on_assigned)
+
+    def attach(self, sub: Subscriber) -> None:
+        self.sub = sub
+
+    def _scan_manifests(self) -> None:
+        """Read manifests we have not seen (other writers on a shared volume add some)."""
+        for mpath in sorted(self.directory.glob(f"*{MANIFEST_SUFFIX}")):
+            if mpath.name in self._known_manifests:
+                continue
+            try:
+                m = read_manifest(mpath)
+            except ManifestError as exc:
+                log.error("ignoring unreadable manifest: %s", exc)
+                continue
+            self._known_manifests.add(mpath.name)
+            self._note_manifest(m)
+
+    def _note_manifest(self, m: Manifest) -> None:
+        self.seen.add_many([d.doc_id for d in m.docs])
+        for src in m.sources:
+            if src.source == self.source:
+                self._manifest_ends[src.partition] = max(self._manifest_ends.get(src.partition, 0), src.end)
+
+    def _on_revoked(self, tps: frozenset[TopicPartition]) -> None:
+        for tp in tps:
+            shard = self.open.pop(tp, None)
+            if shard is not None:
+                # Not sealed, not committed: the next owner re-reads these offsets.
+                shard.abort()
+                self.stats.inc("shards/aborted-on-revoke")
+            self.next_offset.pop(tp, None)
+
+    def _on_assigned(self, tps: frozenset[TopicPartition]) -> None:
+        if self.sub is None:
+            raise BusError("ShardSink.attach() was not called before polling")
+        self._scan_manifests()
+        for tp in tps:
+            committed = self.sub.committed(tp) or 0
+            sealed = self._manifest_ends.get(tp.partition, 0)
+            start = max(committed, sealed)
+            if start != self.sub.position(tp):
+                self.sub.seek(tp, start)
+            if sealed > committed:
+                self.stats.inc("shards/resumed-from-manifest")
+                log.info("%s: resuming at sealed offset %d (group committed %d)", tp, sealed, committed)
+            self.next_offset[tp] = start
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def step(self, timeout: float = 1.0, max_records: int = 512) -> int:
+        if self.sub is None:
+            raise BusError("ShardSink.attach() was not called")
+        msgs = self.sub.poll(max_records, timeout)
+        by_tp: dict[TopicPartition, list[Message]] = {}
+        for m in msgs:
+            by_tp.setdefault(m.tp, []).append(m)
+        for tp, batch in by_tp.items():
+            self._add_batch(tp, batch)
+        self.maybe_seal()
+        return len(msgs)
+
+    def _add_batch(self, tp: TopicPartition, batch: list[Message]) -> None:
+        """Classify in offset order, tokenize the survivors in one call, then apply in offset order
+        so a shard that fills up mid-batch is sealed exactly at the right offset."""
+        now = utcnow()
+        plan: list[tuple[Message, Document | None]] = []
+        batch_ids: set[str] = set()
+        for m in batch:
+            try:
+                doc = decode_as(m.value, Document)
+            except DecodeError as exc:
+                self.stats.inc(f"shards/dlq/{exc.reason}")
+                self._side(dead_letter(m, str(exc), self.topics.dlq))
+                plan.append((m, None))
+                continue
+            if doc.doc_id in self.seen or doc.doc_id in batch_ids:
+                self.stats.inc("shards/skip/already-sealed")
+                plan.append((m, None))
+                continue
+            match = self.blocklist.match_document(doc)
+            if match is not None:
+                self.stats.inc("shards/drop/blocked")
+                drop = Drop("blocked", detail=f"{match.kind}:{match.rule_id}", stage=STAGE)
+                rej = rejection_for(doc, drop, now)
+                self._side_raw(self.topics.docs_rejected, encode(rej), rej.id.encode())
+                plan.append((m, None))
+                continue
+            batch_ids.add(doc.doc_id)
+            plan.append((m, doc))
+        texts = [d.text for _, d in plan if d is not None]
+        with self.stats.timer("shards/tokenize"):
+            encoded = iter(self.tokenizer.encode_batch(texts) if texts else [])
+        eos = self.tokenizer.eos_id
+        shard = self._shard_for(tp, batch[0].offset)
+        for m, planned in plan:
+            if planned is None:
+                shard.advance(m.offset)
+            else:
+                ids = next(encoded)
+                ids.append(eos)
+                shard.add(planned, ids, m.offset)
+                self.stats.inc("shards/docs")
+                self.stats.inc("shards/tokens", len(ids))
+            if shard.tokens >= self.config.max_tokens or shard.documents >= self.config.max_documents:
+                if not self._seal(tp, shard):
+                    return  # fenced: the rest of this batch belongs to the other writer's range
+                shard = self._shard_for(tp, m.offset + 1)
+
+    def _shard_for(self, tp: TopicPartition, first_offset: int) -> OpenShard:
+        shard = self.open.get(tp)
+        if shard is None:
+            start = self.next_offset.get(tp, first_offset)
+            shard = OpenShard(self.directory, self.source, tp.partition, start, self.tokenizer.info, self.pipeline)
+            self.open[tp] = shard
+        return shard
+
+    def maybe_seal(self, force: bool = False) -> int:
+        sealed = 0
+        now = time.monotonic()
+        for tp, shard in list(self.open.items()):
+            full = shard.tokens >= self.config.max_tokens or shard.documents >= self.config.max_documents
+            old = now - shard.opened_at >= self.config.max_age_s
+            if (force or full or old) and shard.end > shard.start:
+                self._seal(tp, shard)
+                sealed += 1
+        return sealed
+
+    def _seal(self, tp: TopicPartition, shard: OpenShard) -> bool:
+        """Seal then commit; returns False if another writer had already sealed this range."""
+        if self.sub is None:
+            raise BusError("ShardSink.attach() was not called")
+        del self.open[tp]
+        if shard.documents:
+            try:
+                with self.stats.timer("shards/seal"):
+                    manifest = shard.seal()
+            except ShardExistsError:
+                self._fenced_by_existing(tp, shard)
+                return False
+            self._known_manifests.add(f"{manifest.shard_id}{MANIFEST_SUFFIX}")
+            self._note_manifest(manifest)
+            self.stats.inc("shards/sealed")
+        else:
+            shard.abort()  # only skips, drops and dead letters: nothing to write, just commit
+        self.next_offset[tp] = shard.end
+        if self.side is not None:
+            self.side.flush()
+        try:
+            self.sub.commit({tp: shard.end})
+        except FencedError as exc:
+            # Sealed but not committed: the next owner resumes from the manifest's end.
+            log.warning("commit after seal of %s refused (%s); manifest carries the offset", tp, exc)
+        return True
+
+    def _fenced_by_existing(self, tp: TopicPartition, shard: OpenShard) -> None:
+        shard.abort()
+        self.stats.inc("shards/fenced")
+        self._known_manifests.clear()
+        self._scan_manifests()
+        end = self._manifest_ends.get(tp.partition, shard.start)
+        log.warning("%s: shard %s already sealed by another writer; skipping to %d", tp, shard.shard_id, end)
+        self.next_offset[tp] = end
+        if self.sub is not None and tp in self.sub.assignment():
+            self.sub.seek(tp, end)
+
+    def flush_all(self) -> None:
+        """Seal every open shard now (end of an embedded run, or SIGTERM)."""
+        self.maybe_seal(force=True)
+
+    def abort_all(self) -> None:
+        for tp, shard in list(self.open.items()):
+            shard.abort()
+            del self.open[tp]
+
+    def _side(self, out: Outgoing) -> None:
+        if self.side is not None:
+            self.side.publish(out.topic, out.value, out.key, out.headers)
+
+    def _side_raw(self, topic: str, value: bytes, key: bytes | None) -> None:
+        if self.side is not None:
+            self.side.publish(topic, value, key)
+
+    def close(self) -> None:
+        self.abort_all()
+        if self.sub is not None:
+            self.sub.close()

@@ -1,0 +1,1 @@
+"""headrace composition root: CLI, configuration and the embedded all-in-one runner."""

@@ -1,0 +1,128 @@
+"""Pipeline configuration: one TOML file, overridden by ``HEADRACE_*`` variables and CLI flags.
+
+Each component owns its config dataclass (``consumers.extract.ExtractConfig``, ...); this module only
+composes them, so components never import the composition root. Values are validated by type when
+loaded (``msgspec.convert``), and the effective config is hashed into every shard manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from consumers.extract import ExtractConfig
+from consumers.shards.sink import ShardConfig
+from crawler.warc import ReadLimits
+from streams.kafka import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "HEADRACE_"
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    partitions: int = 4
+    topic_prefix: str = ""
+    batch_size: int = 256  # messages per poll / per transaction
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    bus: BusConfig = field(default_factory=BusConfig)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    replay: ReadLimits = field(default_factory=ReadLimits)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+
+    def digest(self) -> str:
+        """Stable hash of the effective config (secrets excluded)."""
+        data = msgspec.to_builtins(self)
+        data.get("kafka", {}).pop("sasl_password", None)
+        blob = msgspec.json.encode(data, order="sorted")
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def redacted(self) -> dict[str, Any]:
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        if data.get("kafka", {}).get("sasl_password"):
+            data["kafka"]["sasl_password"] = "***"  # noqa: S105 - a mask, not a password
+        return data
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``HEADRACE_SECTION__KEY=value`` -> ``{section: {key: value}}`` (values parsed as TOML)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[key] = _parse_scalar(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _check_keys(data: Mapping[str, Any], cls: type, where: str = "") -> None:
+    """Reject unknown keys: a typo in a threshold must not silently fall back to the default."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {where}{key!r} (known: {', '.join(sorted(known))})")
+        target = hints.get(key)
+        if isinstance(value, Mapping) and isinstance(target, type) and dataclasses.is_dataclass(target):
+            _check_keys(value, target, f"{where}{key}.")
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PipelineConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, overrides)
+    _check_keys(data, PipelineConfig)
+    try:
+        return msgspec.convert(data, PipelineConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def with_section(config: PipelineConfig, **sections: Any) -> PipelineConfig:
+    return replace(config, **sections)

@@ -1,0 +1,53 @@
+"""Builds the stage groups from a :class:`headrace.config.PipelineConfig`.
+
+The same builders serve the embedded runner and the per-group Kafka consumers, so ``headrace run``
+and ``headrace replay`` + ``headrace consume`` process documents identically.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from compliance.blocklist import Blocklist
+from consumers.extract import Extractor
+from consumers.handlers import DocumentHandler, ProcessHandler
+from consumers.stage import Stage
+from consumers.stats import Stats
+from headrace.config import PipelineConfig
+from streams.topics import Topics
+
+GROUPS = ("process", "dedup", "shards", "ledger")
+
+
+def headrace_version() -> str:
+    try:
+        return version("headrace")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def pipeline_id(config: PipelineConfig) -> str:
+    return f"headrace-{headrace_version()}+cfg.{config.digest()}"
+
+
+def topics_for(config: PipelineConfig) -> Topics:
+    return Topics(prefix=config.bus.topic_prefix)
+
+
+def process_stages(config: PipelineConfig) -> list[Stage]:
+    """Stages after extraction: PII, language, quality, decontamination (later issues fill these)."""
+    return []
+
+
+def dedup_stages(config: PipelineConfig) -> list[Stage]:
+    return []
+
+
+def build_process_handler(config: PipelineConfig, stats: Stats, blocklist: Blocklist) -> ProcessHandler:
+    extractor = Extractor(config.extract, pipeline=pipeline_id(config))
+    return ProcessHandler(extractor, process_stages(config), topics_for(config), stats, blocklist)
+
+
+def build_dedup_handler(config: PipelineConfig, stats: Stats) -> DocumentHandler:
+    topics = topics_for(config)
+    return DocumentHandler("dedup", dedup_stages(config), topics.docs_unique, topics, stats)
