@@ -23,6 +23,7 @@ import msgspec
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
 from crawler.warc import ReadLimits
+from headrace.ops.config import OpsConfig
 from streams.kafka import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,13 @@ class PipelineConfig:
     replay: ReadLimits = field(default_factory=ReadLimits)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
 
     def digest(self) -> str:
-        """Stable hash of the effective config (secrets excluded)."""
+        """Stable hash of the effective config (secrets and ops settings excluded: they change no data)."""
         data = msgspec.to_builtins(self)
         data.get("kafka", {}).pop("sasl_password", None)
+        data.pop("ops", None)
         blob = msgspec.json.encode(data, order="sorted")
         return hashlib.sha256(blob).hexdigest()[:12]
 
