@@ -131,10 +131,11 @@ class Pipeline:
         )
         return proc, port
 
-    def committed(self) -> dict[int, int]:
+    def committed(self, group: str | None = None) -> dict[int, int]:
+        group = group or self.group
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
-            offsets = admin.list_group_offsets({self.group: None}).get(self.group, {})
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
             return {tp.partition: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
         finally:
             admin.close()
@@ -166,6 +167,21 @@ class Pipeline:
         finally:
             consumer.close()
         return urls
+
+    def outputs_of(self, topic: str) -> int:
+        consumer = KafkaConsumer(
+            f"{self.prefix}{topic}",
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=4000,
+        )
+        try:
+            return sum(1 for _ in consumer)
+        finally:
+            consumer.close()
 
     def marks(self, path: Path) -> list[tuple[str, float]]:
         if not path.exists():
@@ -303,3 +319,75 @@ def test_hung_extraction_fails_liveness_and_is_aborted_at_the_deadline(
     assert sum(pipe.committed().values()) == committed_before
     assert sum(pipe.outputs().values()) == committed_before < PAGES
     finish_and_check_exactly_once(pipe)
+
+
+def test_sigterm_seals_open_shards_and_commits_them(kafka_bootstrap: str, sample_warc: Path, tmp_path: Path) -> None:
+    """The shard writer's drain: everything it holds in open shards is sealed and committed on SIGTERM,
+    so committed offsets == the sealed manifests' ends == what it consumed, and a restart re-reads nothing."""
+    from consumers.shards.reader import list_shards
+
+    pipe = Pipeline(kafka_bootstrap, tmp_path)
+    pipe.replay(sample_warc)
+    for group in ("process", "dedup"):
+        res = subprocess.run(
+            [sys.executable, "-m", "headrace", "consume", group, "--bootstrap", kafka_bootstrap, "--idle-exit", "6"],
+            env=pipe.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+    shards = tmp_path / "shards"
+    port = free_port()
+    grace, margin = 30.0, 5.0
+    env = {
+        **pipe.env,
+        "HEADRACE_SHARDS__MAX_AGE_S": "3600",  # nothing seals on its own: SIGTERM must do it
+        "HEADRACE_OPS__SHUTDOWN_GRACE_S": str(grace),
+        "HEADRACE_OPS__SHUTDOWN_MARGIN_S": str(margin),
+    }
+    cmd = [sys.executable, "-m", "headrace", "consume", "shards", "--bootstrap", kafka_bootstrap, "--out", str(shards)]
+    proc = subprocess.Popen(
+        [*cmd, "--metrics-port", str(port), "--instance-id", "shards-0", "--static-member", "--json-logs"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        unique = pipe.outputs_of("docs.unique")
+        assert unique > 20
+        wait_for(lambda: metric(http(f"{base}/metrics")[1], "headrace_shard_documents_total") == unique, 120, "docs")
+        assert metric(http(f"{base}/metrics")[1], "headrace_shards_sealed_total") in (None, 0.0)
+        assert list_shards(shards) == []
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=grace + 10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert elapsed <= grace - margin
+    sealed = list_shards(shards)
+    assert sum(s.manifest.documents for s in sealed) == unique
+    ends = {r.partition: r.end for s in sealed for r in s.manifest.sources}
+    group = f"{pipe.prefix}headrace-shards"
+    committed = pipe.committed(group)
+    assert committed == ends  # sealed, then committed: the same cut
+    seal_commit = json.loads(out)["seconds"]["ops/shutdown/commit-close"]
+    print(f"\nshards SIGTERM: {elapsed:.2f}s to exit; seal {len(sealed)} shards + commit + close {seal_commit:.3f}s")
+    # A restart under the same static identity rejoins at once and finds nothing to do: no re-read, no new shard.
+    again = subprocess.run(
+        [*cmd, "--instance-id", "shards-0", "--static-member", "--idle-exit", "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["counts"].get("shards/docs", 0) == 0
+    assert len(list_shards(shards)) == len(sealed)
