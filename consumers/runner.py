@@ -82,6 +82,8 @@ class ChannelRunner:
         if not msgs:
             return 0
         if stop is not None and stop.is_set():
+            # Rewind, so that nothing polled but unprocessed can ever be committed by a later batch.
+            self.channel.abort()
             self.stats.inc(f"{self.handler.name}/released-on-stop", len(msgs))
             return 0
         try:

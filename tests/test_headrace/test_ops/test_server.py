@@ -62,3 +62,53 @@ def test_serve_reports_a_port_in_use() -> None:
         cfg = OpsConfig(metrics_port=busy.port, host="127.0.0.1")
         with pytest.raises(OpsUnavailableError), serve(cfg, stats, Heartbeat(), group="x"):
             pass
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_runs_the_server_the_lag_monitor_and_the_latency_histograms() -> None:
+    tp = TopicPartition("pages.raw", 3)
+    calls: list[str] = []
+    closed: list[bool] = []
+
+    def measure(topic: str) -> dict[TopicPartition, int]:
+        calls.append(topic)
+        if len(calls) == 1:
+            raise OSError("broker down")  # counted, never fatal
+        return {tp: 17, TopicPartition(topic, 9): 5}  # partition 9 is not ours
+
+    stats, hb = Stats(), Heartbeat()
+    cfg = OpsConfig(metrics_port=free_port(), lag_interval_s=0.05)
+    with serve(cfg, stats, hb, group="process", measure_lag=measure, close_lag=lambda: closed.append(True)) as health:
+        hb.beat()
+        hb.assigned = frozenset({tp})
+        with stats.timer("process/batch"):
+            pass
+        base = f"http://127.0.0.1:{cfg.metrics_port}"
+        deadline = time.monotonic() + 10
+        while health.lag() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert health.lag() == {tp: 17}
+        status, text = get(f"{base}/metrics")
+        assert status == 200
+        assert 'headrace_consumer_lag{group="process",partition="3",topic="pages.raw"} 17.0' in text
+        assert "headrace_lag_errors_total 1.0" in text
+        assert 'headrace_stage_duration_seconds_count{timer="process/batch"} 1.0' in text
+        assert get(f"{base}/readyz")[0] == 200
+    assert closed == [True]
+    with pytest.raises(urllib.error.URLError):  # the server is gone after the block
+        get(f"{base}/healthz")
+
+
+def test_a_producer_health_needs_no_partitions() -> None:
+    cfg = OpsConfig(metrics_port=free_port())
+    hb = Heartbeat()
+    with serve(cfg, Stats(), hb, group="crawl", consumer=False):
+        hb.beat()
+        assert get(f"http://127.0.0.1:{cfg.metrics_port}/readyz")[0] == 200
