@@ -130,6 +130,21 @@ def test_the_renderer_agrees_with_real_kustomize(kustomization: str) -> None:
         assert obj == real[key], key
 
 
+def test_the_secret_example_matches_what_the_pods_and_keda_read() -> None:
+    docs = list(yaml.safe_load_all((K8S / "overlays/prod/kafka-secret.example.yaml").read_text()))
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSIONS[0], strict=True)
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in docs}
+    for obj in workloads("prod"):
+        (c,) = pod_spec(obj)["containers"]
+        assert {"secretRef": {"name": "headrace-kafka", "optional": False}} in c["envFrom"], obj["metadata"]["name"]
+    for name, value in secrets["headrace-kafka"].items():
+        config("prod", {name: value})  # each key is a valid HEADRACE_* override
+    (auth,) = objects("prod", "TriggerAuthentication")
+    for ref in auth["spec"]["secretTargetRef"]:
+        assert ref["key"] in secrets[ref["name"]], ref
+
+
 def test_the_validators_can_fail() -> None:
     (deploy,) = [o for o in objects("dev", "Deployment") if o["metadata"]["name"] == "headrace-process"]
     bad = json.loads(json.dumps(deploy))
