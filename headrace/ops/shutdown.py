@@ -122,7 +122,10 @@ class GracefulShutdown:
         if self.health is not None:
             self.health.stopping.set()
         if self.backstop:
-            faulthandler.dump_traceback_later(deadline + 1.0, exit=True)
+            try:
+                faulthandler.dump_traceback_later(deadline + 1.0, exit=True)
+            except (ValueError, RuntimeError, OSError) as exc:  # stderr without a file descriptor
+                log.debug("no C-level shutdown backstop: %s", exc)
         self.stop.set()
         if self._wsock is not None:
             with contextlib.suppress(OSError):  # buffer full or closed: the watchdog is awake anyway
@@ -154,7 +157,8 @@ class GracefulShutdown:
             "uncommitted work will be read again by the next owner",
             self.config.shutdown_deadline_s,
         )
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        with contextlib.suppress(ValueError, RuntimeError, OSError):
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         for handler in logging.getLogger().handlers:
             with contextlib.suppress(Exception):  # exiting anyway
                 handler.flush()
