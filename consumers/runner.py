@@ -15,22 +15,37 @@ from dataclasses import dataclass
 
 from consumers.handlers import BatchHandler, dead_letter
 from consumers.stats import Stats
-from streams.bus import BusError, Channel, FencedError, Message, Outgoing
+from streams.bus import BusError, Channel, FencedError, Message, Outgoing, TopicPartition
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Heartbeat:
-    """Liveness signal: the loop touches it every iteration; ``/healthz`` reads its age."""
+    """Liveness signal of a poll loop, read by ``/healthz`` from another thread (plain attribute reads).
+
+    ``phase`` says what the loop is doing since ``last``: ``work`` (our own code: stages, tokenizing,
+    sealing), ``kafka`` (poll, commit: waiting on the broker) or ``backoff``. A health check applies a
+    short stall limit to ``work`` (a hung stage) and a long one to ``kafka``, so a broker outage does not
+    restart every consumer. ``assigned`` is the member's partitions after the last poll.
+    """
 
     last: float = 0.0
-    busy_since: float = 0.0
+    phase: str = "starting"
+    assigned: frozenset[TopicPartition] = frozenset()
+    iterations: int = 0
 
-    def beat(self) -> None:
+    def enter(self, phase: str) -> None:
+        self.phase = phase
         self.last = time.monotonic()
 
+    def beat(self) -> None:
+        """One loop iteration begins (it polls first)."""
+        self.iterations += 1
+        self.enter("kafka")
+
     def age(self) -> float:
+        """Seconds in the current phase (0 before the loop starts)."""
         return time.monotonic() - self.last if self.last else 0.0
 
 
@@ -53,16 +68,29 @@ class ChannelRunner:
         self.heartbeat = heartbeat or Heartbeat()
         self._backoff = 0.0
 
-    def step(self, timeout: float | None = None) -> int:
-        """One poll-handle-commit round; returns the number of input messages committed."""
-        self.heartbeat.beat()
+    def step(self, timeout: float | None = None, stop: threading.Event | None = None) -> int:
+        """One poll-handle-commit round; returns the number of input messages committed.
+
+        If ``stop`` is already set when the poll returns, the polled batch is released unprocessed
+        (nothing sent, nothing committed: the next owner reads it again), so SIGTERM costs no extra
+        batch. A batch that has started is finished and committed.
+        """
+        hb = self.heartbeat
+        hb.beat()
         msgs = self.channel.poll(self.max_records, self.poll_timeout if timeout is None else timeout)
+        hb.assigned = self.channel.assignment()
         if not msgs:
             return 0
-        self.heartbeat.busy_since = time.monotonic()
+        if stop is not None and stop.is_set():
+            # Rewind, so that nothing polled but unprocessed can ever be committed by a later batch.
+            self.channel.abort()
+            self.stats.inc(f"{self.handler.name}/released-on-stop", len(msgs))
+            return 0
         try:
+            hb.enter("work")
             with self.stats.timer(f"{self.handler.name}/batch"):
                 outputs = self._handle(msgs)
+            hb.enter("kafka")
             for out in outputs:
                 self.channel.send(out)
             self.channel.commit()
@@ -74,10 +102,12 @@ class ChannelRunner:
             self.stats.inc(f"{self.handler.name}/bus-error")
             log.error("%s: batch of %d aborted, will retry: %s", self.handler.name, len(msgs), exc)
             self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
-            time.sleep(self._backoff)
+            hb.enter("backoff")
+            if stop is not None:
+                stop.wait(self._backoff)
+            else:
+                time.sleep(self._backoff)
             return 0
-        finally:
-            self.heartbeat.busy_since = 0.0
         self._backoff = 0.0
         self.stats.inc(f"{self.handler.name}/committed", len(msgs))
         return len(msgs)
@@ -101,12 +131,13 @@ class ChannelRunner:
         """Loop until ``stop`` is set (SIGTERM) or, if given, the input has been idle that long."""
         idle_since = time.monotonic()
         while not stop.is_set():
-            n = self.step()
+            n = self.step(stop=stop)
             if n:
                 idle_since = time.monotonic()
             elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                 break
 
     def close(self) -> None:
+        self.heartbeat.enter("stopped")
         self.handler.close()
         self.channel.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -14,7 +14,11 @@ class Stats:
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._listeners: list[Stats] = []
+        self._observers: list[Callable[[str, float], None]] = []
+
+    def observe(self, callback: Callable[[str, float], None]) -> None:
+        """Call ``callback(key, seconds)`` for every timing recorded from now on (latency histograms)."""
+        self._observers.append(callback)
 
     def inc(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -23,6 +27,8 @@ class Stats:
     def add_time(self, key: str, seconds: float) -> None:
         with self._lock:
             self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+        for callback in self._observers:
+            callback(key, seconds)
 
     @contextmanager
     def timer(self, key: str) -> Iterator[None]:

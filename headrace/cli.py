@@ -1,7 +1,8 @@
 """The ``headrace`` command line.
 
 Exit status (all commands): 0 success; 1 fatal error; 2 usage error; 3 finished, but some inputs
-were unreadable or damaged (named in the summary; everything readable was processed).
+were unreadable or damaged (named in the summary; everything readable was processed); 4 a long-running
+command did not drain before its shutdown deadline (a stage hung; uncommitted work is read again).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ log = logging.getLogger("headrace")
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (HEADRACE_SECTION__KEY env vars override it).")
 ]
-BootstrapOpt = Annotated[str, typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers, HOST:PORT[,...].")]
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers, HOST:PORT[,...] (default: kafka.bootstrap)."),
+]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-v info, -vv debug).")]
 JsonLogsOpt = Annotated[bool, typer.Option("--json-logs", help="Log JSON lines (for log collectors).")]
 
@@ -124,7 +128,7 @@ def run(
 @app.command()
 def replay(
     inputs: Annotated[list[str], typer.Argument(help="WARC/ARC files, directories or globs.")],
-    bootstrap: BootstrapOpt = "127.0.0.1:9092",
+    bootstrap: BootstrapOpt = None,
     config: ConfigOpt = None,
     create_topics: Annotated[bool, typer.Option(help="Create missing topics first.")] = True,
     summary_json: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
@@ -169,10 +173,22 @@ def replay(
 @app.command()
 def consume(
     group: Annotated[str, typer.Argument(help="Stage group: process | dedup | shards | ledger")],
-    bootstrap: BootstrapOpt = "127.0.0.1:9092",
+    bootstrap: BootstrapOpt = None,
     config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Shard folder (shards) or ledger folder (ledger).")] = None,
-    instance_id: Annotated[str | None, typer.Option(help="Stable member id (pod name); default host-pid.")] = None,
+    instance_id: Annotated[
+        str | None, typer.Option(help="Stable member id (pod name); default $HEADRACE_INSTANCE_ID, else host-pid.")
+    ] = None,
+    static_member: Annotated[
+        bool,
+        typer.Option(
+            help="Join as a static member (group.instance.id = instance id): restarts under the same id "
+            "do not rebalance. Only with stable ids (StatefulSet pods)."
+        ),
+    ] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics, /healthz, /readyz on this port (0 = off; config ops).")
+    ] = None,
     idle_exit: Annotated[
         float | None, typer.Option(help="Exit after this many idle seconds (batch jobs, tests).")
     ] = None,
@@ -182,29 +198,38 @@ def consume(
 ) -> None:
     """Run one stage group as a long-running Kafka consumer (SIGTERM: finish batch, commit, leave)."""
     setup_logging(verbose, json_logs)
-    from headrace.consume import GROUP_NAMES, run_group
+    from headrace.consume import GROUP_NAMES
+    from headrace.consume import consume as consume_group
+    from headrace.ops import OpsUnavailableError
 
     if group not in GROUP_NAMES:
         console.print(f"[red]unknown stage group {group!r}[/red]; choose one of {', '.join(GROUP_NAMES)}")
         raise typer.Exit(EXIT_USAGE)
-    cfg = _config(config, _bus_overrides(bootstrap))
-    stop = _stop_event()
-    stats = run_group(
-        group,
-        cfg,
-        stop=stop,
-        out=out,
-        instance_id=instance_id or _instance_id(),
-        idle_exit_s=idle_exit,
-        create_topics=create_topics,
-    )
-    Console().print_json(json.dumps(stats.snapshot()["counts"]))
+    overrides = _bus_overrides(bootstrap)
+    if metrics_port is not None:
+        overrides["ops"] = {"metrics_port": metrics_port}
+    cfg = _config(config, overrides)
+    log.info("effective config: %s", json.dumps(cfg.redacted(), sort_keys=True))
+    try:
+        stats = consume_group(
+            group,
+            cfg,
+            out=out,
+            instance_id=instance_id or _instance_id(),
+            static_member=static_member,
+            idle_exit_s=idle_exit,
+            create_topics=create_topics,
+        )
+    except OpsUnavailableError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from exc
+    Console().print_json(json.dumps(stats.snapshot()))
 
 
 # ------------------------------------------------------------------------------------------ topics
 @topics_app.command("create")
 def topics_create(
-    bootstrap: BootstrapOpt = "127.0.0.1:9092",
+    bootstrap: BootstrapOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:

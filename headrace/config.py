@@ -23,6 +23,7 @@ import msgspec
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
 from crawler.warc import ReadLimits
+from headrace.ops.config import OpsConfig
 from streams.kafka import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,13 @@ class PipelineConfig:
     replay: ReadLimits = field(default_factory=ReadLimits)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
 
     def digest(self) -> str:
-        """Stable hash of the effective config (secrets excluded)."""
+        """Stable hash of the effective config (secrets and ops settings excluded: they change no data)."""
         data = msgspec.to_builtins(self)
         data.get("kafka", {}).pop("sasl_password", None)
+        data.pop("ops", None)
         blob = msgspec.json.encode(data, order="sorted")
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -70,14 +73,25 @@ def _parse_scalar(raw: str) -> Any:
         return raw
 
 
+def _is_text_field(section: str, key: str) -> bool:
+    """Whether ``PipelineConfig.<section>.<key>`` holds a string (``str`` or ``str | None``)."""
+    section_type = typing.get_type_hints(PipelineConfig).get(section)
+    if not (isinstance(section_type, type) and dataclasses.is_dataclass(section_type)):
+        return False
+    hint = typing.get_type_hints(section_type).get(key)
+    return hint is str or (hint is not None and set(typing.get_args(hint)) == {str, type(None)})
+
+
 def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``HEADRACE_SECTION__KEY=value`` -> ``{section: {key: value}}`` (values parsed as TOML)."""
+    """``HEADRACE_SECTION__KEY=value`` -> ``{section: {key: value}}``. Values are parsed as TOML, except
+    for string settings, which are taken verbatim: a password such as ``12345`` or ``[x]`` (from a
+    Kubernetes Secret) must not turn into a number or a list."""
     out: dict[str, dict[str, Any]] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[key] = _parse_scalar(raw)
+        out.setdefault(section, {})[key] = raw if _is_text_field(section, key) else _parse_scalar(raw)
     return out
 
 
