@@ -171,7 +171,10 @@ def consume(
     group: Annotated[str, typer.Argument(help="Stage group: process | dedup | shards | ledger")],
     bootstrap: BootstrapOpt = "127.0.0.1:9092",
     config: ConfigOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Shard folder (shards) or ledger folder (ledger).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Shard folder (shards), ledger folder (ledger) or embedded dedup index folder (dedup)."),
+    ] = None,
     instance_id: Annotated[str | None, typer.Option(help="Stable member id (pod name); default host-pid.")] = None,
     idle_exit: Annotated[
         float | None, typer.Option(help="Exit after this many idle seconds (batch jobs, tests).")

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from consumers.dedup.stage import DedupConfig
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
 from crawler.warc import ReadLimits
@@ -48,6 +49,7 @@ class PipelineConfig:
     replay: ReadLimits = field(default_factory=ReadLimits)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
 
     def digest(self) -> str:
         """Stable hash of the effective config (secrets excluded)."""
