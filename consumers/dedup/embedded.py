@@ -747,6 +747,10 @@ class EmbeddedIndex:
 
     def _load_snapshot(self) -> int:
         path = self.directory / SNAPSHOT
+        if not path.exists():
+            log.warning("%s: snapshot missing, rebuilding the tables from %s", path, RECORDS)
+            self._snap = {}
+            return 0
         try:
             data = path.read_bytes()
         except OSError as exc:
