@@ -369,6 +369,9 @@ def version() -> None:
     print(headrace_version())
 
 
+import headrace.cli_dedup  # noqa: E402, F401 - registers `headrace dedup ...`
+
+
 def main() -> None:
     app()
 
