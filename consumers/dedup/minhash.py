@@ -117,24 +117,16 @@ def _stream(seed: int, n: int) -> list[int]:
 
 
 @lru_cache(maxsize=1)
-def _combining_marks() -> re.Pattern[str]:
-    # Built on first use (about 0.3 s): every nonspacing mark (category Mn), as datatrove strips.
-    ranges: list[str] = []
-    start = prev = -2
+def _combining_marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    # Built on first use (about 0.3 s): every nonspacing mark (category Mn), as datatrove strips. The
+    # BMP class lists single characters so ``re`` compiles it to a bitmap (a class with ranges beyond
+    # U+FFFF is matched range by range, 20x slower); astral marks get their own, rarely used pattern.
+    bmp: list[str] = []
+    astral: list[str] = []
     for cp in range(0x110000):
         if unicodedata.category(chr(cp)) == "Mn":
-            if cp != prev + 1:
-                if start >= 0:
-                    ranges.append(_range(start, prev))
-                start = cp
-            prev = cp
-    if start >= 0:
-        ranges.append(_range(start, prev))
-    return re.compile("[" + "".join(ranges) + "]+")
-
-
-def _range(a: int, b: int) -> str:
-    return f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}"
+            (bmp if cp < 0x10000 else astral).append(f"\\U{cp:08x}")
+    return re.compile("[" + "".join(bmp) + "]+"), re.compile("[" + "".join(astral) + "]+")
 
 
 def simplify(text: str) -> str:
@@ -142,7 +134,10 @@ def simplify(text: str) -> str:
     folded to single spaces, diacritics removed (plus NFKC, so compatibility forms match)."""
     text = unicodedata.normalize("NFKC", text).lower()
     if not text.isascii():
-        text = _combining_marks().sub("", unicodedata.normalize("NFD", text))
+        bmp, astral = _combining_marks()
+        text = bmp.sub("", unicodedata.normalize("NFD", text))
+        if max(text, default="\0") > "\uffff":
+            text = astral.sub("", text)
         text = unicodedata.normalize("NFC", text)
     text = _NUMBER.sub("0", text)
     text = _NON_WORD.sub(" ", text)
