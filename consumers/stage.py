@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from streams.bus import TopicPartition
 from streams.records import Document
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,14 @@ class Stage(Protocol):
     def process_batch(self, docs: Sequence[Document]) -> list[StageResult]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Checkpointing(Protocol):
+    """A stage with state (the dedup index): the group calls ``checkpoint`` after a batch is handled and
+    before its offsets are committed, so the state is durable at the same cut as the offsets."""
+
+    def checkpoint(self, offsets: Mapping[TopicPartition, int]) -> None: ...
 
 
 class DocumentStage:

@@ -175,7 +175,10 @@ def consume(
     group: Annotated[str, typer.Argument(help="Stage group: process | dedup | shards | ledger")],
     bootstrap: BootstrapOpt = None,
     config: ConfigOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Shard folder (shards) or ledger folder (ledger).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Shard folder (shards), ledger folder (ledger) or embedded dedup index folder (dedup)."),
+    ] = None,
     instance_id: Annotated[
         str | None, typer.Option(help="Stable member id (pod name); default $HEADRACE_INSTANCE_ID, else host-pid.")
     ] = None,
@@ -389,6 +392,9 @@ def version() -> None:
     from headrace.pipeline import headrace_version
 
     print(headrace_version())
+
+
+import headrace.cli_dedup  # noqa: E402, F401 - registers `headrace dedup ...`
 
 
 def main() -> None:

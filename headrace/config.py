@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from consumers.dedup.stage import DedupConfig
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
 from crawler.warc import ReadLimits
@@ -50,6 +51,7 @@ class PipelineConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
 
     def digest(self) -> str:
         """Stable hash of the effective config (secrets and ops settings excluded: they change no data)."""

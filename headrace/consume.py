@@ -121,7 +121,7 @@ def run_group(
                 handler = build_process_handler(config, stats, blocklist)
                 source = topics.pages_raw
             else:
-                handler = build_dedup_handler(config, stats)  # type: ignore[assignment]
+                handler = build_dedup_handler(config, stats, out)  # type: ignore[assignment]
                 source = topics.docs_clean
             channel = bus.channel(gid, [source], transactional_id=f"{gid}-{instance_id}", instance_id=member)
             runner = ChannelRunner(channel, handler, stats, max_records=config.bus.batch_size, heartbeat=heartbeat)

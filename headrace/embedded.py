@@ -111,7 +111,7 @@ class EmbeddedPipeline:
         )
         self.dedup = ChannelRunner(
             self.bus.channel("headrace-dedup", [self.topics.docs_clean], transactional_id="dedup-0"),
-            build_dedup_handler(config, self.stats),
+            build_dedup_handler(config, self.stats, config.dedup.directory or out_dir / "dedup"),
             self.stats,
             max_records=batch,
         )

@@ -7,8 +7,10 @@ and ``headrace replay`` + ``headrace consume`` process documents identically.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from compliance.blocklist import Blocklist
+from consumers.dedup.stage import DedupStage, open_index
 from consumers.extract import Extractor
 from consumers.handlers import DocumentHandler, ProcessHandler
 from consumers.stage import Stage
@@ -39,8 +41,11 @@ def process_stages(config: PipelineConfig) -> list[Stage]:
     return []
 
 
-def dedup_stages(config: PipelineConfig) -> list[Stage]:
-    return []
+def dedup_stages(config: PipelineConfig, directory: str | Path | None = None) -> list[Stage]:
+    """Exact + near dedup against the configured index (``directory`` overrides ``dedup.directory``)."""
+    if not config.dedup.enabled:
+        return []
+    return [DedupStage(open_index(config.dedup, directory), config.dedup)]
 
 
 def build_process_handler(config: PipelineConfig, stats: Stats, blocklist: Blocklist) -> ProcessHandler:
@@ -48,6 +53,6 @@ def build_process_handler(config: PipelineConfig, stats: Stats, blocklist: Block
     return ProcessHandler(extractor, process_stages(config), topics_for(config), stats, blocklist)
 
 
-def build_dedup_handler(config: PipelineConfig, stats: Stats) -> DocumentHandler:
+def build_dedup_handler(config: PipelineConfig, stats: Stats, dedup_dir: str | Path | None = None) -> DocumentHandler:
     topics = topics_for(config)
-    return DocumentHandler("dedup", dedup_stages(config), topics.docs_unique, topics, stats)
+    return DocumentHandler("dedup", dedup_stages(config, dedup_dir), topics.docs_unique, topics, stats)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["kafka_fixture"]
+pytest_plugins = ["kafka_fixture", "redis_fixture"]
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_WARC = REPO / "samples" / "python-docs.warc.gz"
