@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,17 @@ ROBOTS_DISABLED_WARNING = (
     "robots.txt checking is DISABLED (--no-robots-i-know-what-i-am-doing): pages are fetched without "
     "consulting robots.txt and every page records robots verdict 'disabled'"
 )
+
+
+class _QuietScrapy(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(("scrapy", "twisted", "py.warnings")):
+            return record.levelno >= self.level
+        return True
 
 
 @dataclass
@@ -85,6 +96,7 @@ def scrapy_settings(ctx: CrawlContext, user_agent: str) -> dict[str, Any]:
         "DEPTH_LIMIT": 0,  # our own depth meta (sitemap entries are depth 0)
         "REDIRECT_MAX_TIMES": 10,
         "LOG_LEVEL": "INFO",
+        "LOG_INSTALL_ROOT_HANDLER": False,
         "STATS_DUMP": False,
         "LOGSTATS_INTERVAL": 60.0,
     }
@@ -102,6 +114,8 @@ def run_crawl(
     blocklist: Blocklist | None = None,
     version: str = "0",
     warc_dir: Path | None = None,
+    progress: Any | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> CrawlReport:
     """Crawl until the seeds and sitemaps are exhausted (or a limit is hit), publishing into ``sink``."""
     from scrapy.crawler import CrawlerProcess
@@ -112,7 +126,11 @@ def run_crawl(
 
     config.validate()
     user_agent = config.effective_user_agent(version)
-    ctx = CrawlContext(config=config, sink=sink, obey_robots=obey_robots, crawl_name=crawl_name)
+    ctx = CrawlContext(
+        config=config, sink=sink, obey_robots=obey_robots, crawl_name=crawl_name, clock=clock or time.time
+    )
+    if progress is not None:
+        progress.counts = ctx.stats  # a live view for progress displays
     if job_id:
         ctx.job_id = job_id
     ctx.blocklist = blocklist or EmptyBlocklist()
@@ -126,9 +144,13 @@ def run_crawl(
         log.warning("private, loopback and link-local targets are ALLOWED (--allow-private-targets)")
     log.info("crawl %s starting as %r", ctx.job_id, user_agent)
 
-    process = CrawlerProcess(scrapy_settings(ctx, user_agent), install_root_handler=False)
-    # Scrapy logs every scraped item (with its body) at DEBUG: keep its loggers at INFO or quieter.
-    logging.getLogger("scrapy").setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
+    # Scrapy configures its loggers to DEBUG and logs every scraped item (with its body): filter its
+    # records on our handlers at INFO, or at our own level when that is quieter.
+    quiet = _QuietScrapy(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
+    handlers = list(logging.getLogger().handlers)
+    for h in handlers:
+        h.addFilter(quiet)
+    process = CrawlerProcess(scrapy_settings(ctx, user_agent))
     spider_kwargs: dict[str, Any] = {"ctx": ctx, "seeds": seeds}
     if sitemaps:
         crawler = process.create_crawler(SitemapSpider)
@@ -143,6 +165,8 @@ def run_crawl(
         sink.close()
         if ctx.warc is not None:
             ctx.warc.close()
+        for h in handlers:
+            h.removeFilter(quiet)
     stats = crawler.stats.get_stats() if crawler.stats is not None else {}
     counts: Counter[str] = Counter(ctx.stats)
     return CrawlReport(

@@ -366,6 +366,9 @@ def version() -> None:
     print(headrace_version())
 
 
+from headrace import cli_crawl  # noqa: E402, F401  (registers `headrace crawl`)
+
+
 def main() -> None:
     app()
 

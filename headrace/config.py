@@ -22,6 +22,7 @@ import msgspec
 
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
+from crawler.config import CrawlConfig
 from crawler.warc import ReadLimits
 from streams.kafka import KafkaSettings
 
@@ -48,6 +49,7 @@ class PipelineConfig:
     replay: ReadLimits = field(default_factory=ReadLimits)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
 
     def digest(self) -> str:
         """Stable hash of the effective config (secrets excluded)."""
