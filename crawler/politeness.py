@@ -91,6 +91,8 @@ class PolitenessExtension:
             if wait > self.ctx.config.max_retry_after_s:
                 self.ctx.block_host(host, wait, f"Retry-After {wait:.0f}s exceeds max_retry_after_s")
                 return
-            # Scrapy waits delay - now + lastseen: push lastseen so the next start is >= now + wait.
+            # Scrapy waits ``delay - now + lastseen`` (only when the delay is non-zero): push lastseen so
+            # the next start is >= now + wait. The next response resets the delay to the host's own.
+            slot.delay = max(slot.delay, 1e-6)
             slot.lastseen = monotonic() + max(0.0, wait - slot.delay)
             log.info("%s answered %d with Retry-After %.1fs: next request waits", host, response.status, wait)

@@ -46,7 +46,6 @@ WAITS_META = "headrace_robots_waits"
 CAP_META = "headrace_cap"  # stop downloading after this many bytes (robots.txt parse limit)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_HARD_MAX = 16 * 1024 * 1024
 
 
 class PolicyRefusal(IgnoreRequest):
@@ -235,7 +234,8 @@ class RobotsMiddleware:
                     "dont_retry": True,
                     "handle_httpstatus_all": True,
                     "download_timeout": self.config.robots.timeout_s,
-                    "download_maxsize": _HARD_MAX,
+                    # No size cancel: bytes_received stops the body at the cap, however long it claims to be.
+                    "download_maxsize": 0,
                     "download_warnsize": 0,
                 },
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = msgspec.convert(spec["config"], CrawlConfig, strict=False)
+    rss_start_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     bus = InMemoryBus(default_partitions=1)
     sink = PageSink(bus.publisher(), "pages.raw", batch=8)
     report = run_crawl(
@@ -36,6 +38,7 @@ def main() -> int:
         obey_robots=spec.get("obey_robots", True),
         job_id="testjob",
     )
+    rss_end_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     pages = []
     for msg in bus.read_all("pages.raw"):
         page = decode_as(msg.value, Page)
@@ -43,7 +46,12 @@ def main() -> int:
         data["body_len"] = len(page.body)
         data["body"] = page.body[:2000].decode("utf-8", "replace")
         pages.append(data)
-    Path(spec["out"]).write_text(json.dumps({"report": report.to_dict(), "pages": pages}, default=str))
+    result = {
+        "report": report.to_dict(),
+        "pages": pages,
+        "rss_growth_kib": rss_end_kib - rss_start_kib,
+    }
+    Path(spec["out"]).write_text(json.dumps(result, default=str))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -104,7 +105,7 @@ class Site:
         self.routes[path] = route
 
     def page(self, path: str, text: str = "", links: Iterable[str] = (), head: str = "", **kw: Any) -> None:
-        prose = text or f"This is a reasonably long paragraph of real prose for the page {path}. " * 6
+        prose = text or prose_for(path)
         body = (
             f"<html><head><title>{path}</title>{head}</head><body><article><h1>Page {path}</h1>"
             f"<p>{prose}</p>" + "".join(f'<a href="{link}">{link}</a> ' for link in links) + "</article></body></html>"
@@ -118,6 +119,24 @@ class Site:
     def hits_for(self, path: str) -> list[Hit]:
         with self._lock:
             return [h for h in self.hits if h.path == path]
+
+
+_WORDS = (
+    "the river valley town market bridge winter summer garden library school morning evening teacher "
+    "student history music painting kitchen bread coffee mountain forest village harbour ship train "
+    "station letter story question answer science language number window street family friend city "
+    "season weather rain light field farmer baker doctor museum festival road journey map island"
+).split()
+
+
+def prose_for(path: str, sentences: int = 12) -> str:
+    """Distinct, English-looking text per page (so no two test pages are near-duplicates)."""
+    rng = random.Random(path)
+    out = []
+    for _ in range(sentences):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(8, 14))]
+        out.append(" ".join(words).capitalize() + ".")
+    return f"Notes about {path}. " + " ".join(out)
 
 
 def run_crawl_subprocess(
