@@ -44,7 +44,10 @@ def test_crawl_delay_spacing_over_200_requests(tmp_path: Path) -> None:
     n = 210
     conc = Concurrency()
     with Site() as site:
-        site.add("/robots.txt", Route(body=f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode(), content_type="text/plain"))
+        site.add(
+            "/robots.txt",
+            Route(body=f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode(), content_type="text/plain"),
+        )
         for i in range(n):
             site.add(f"/p/{i}", conc.wrap(f"<html><body><p>page {i}</p></body></html>".encode()))
         seeds = [site.url(f"/p/{i}") for i in range(n)]

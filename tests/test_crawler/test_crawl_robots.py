@@ -181,7 +181,11 @@ def test_redirect_chains(tmp_path: Path) -> None:
         six = origins[6]
         assert "/secret" in six.paths() and "/final-6" not in target.paths()
         sig = robots_signal(pages[six.url("/secret")])
-        assert sig["verdict"] == "allow" and "state=unavailable" in sig["detail"] and "more than 5 redirects" in sig["detail"]
+        assert (
+            sig["verdict"] == "allow"
+            and "state=unavailable" in sig["detail"]
+            and "more than 5 redirects" in sig["detail"]
+        )
 
 
 def test_new_rules_apply_after_cache_expiry_while_the_spider_runs(tmp_path: Path) -> None:
@@ -246,7 +250,10 @@ def test_size_limits(tmp_path: Path) -> None:
         a.page("/deep/x")
         a.page("/ok")
         n_chunks = (total - len(big_head) + len(chunk) - 1) // len(chunk)
-        b.add("/robots.txt", lambda _h: Route(body=big_body(), length=len(big_head) + n_chunks * len(chunk), content_type=TEXT))
+        b.add(
+            "/robots.txt",
+            lambda _h: Route(body=big_body(), length=len(big_head) + n_chunks * len(chunk), content_type=TEXT),
+        )
         b.page("/big-secret")
         b.page("/ok")
         seeds = [a.url("/deep/x"), a.url("/ok"), b.url("/big-secret"), b.url("/ok")]
@@ -267,7 +274,10 @@ def test_robots_disabled_needs_the_flag_and_is_recorded(tmp_path: Path) -> None:
         site.add("/robots.txt", Route(body=b"User-agent: *\nDisallow: /\n", content_type=TEXT))
         site.page("/p")
         result = run_crawl_subprocess(
-            tmp_path, [site.url("/p")], {**ALLOW_LOOPBACK, "fetch_tdmrep": False, "fetch_ai_txt": False}, obey_robots=False
+            tmp_path,
+            [site.url("/p")],
+            {**ALLOW_LOOPBACK, "fetch_tdmrep": False, "fetch_ai_txt": False},
+            obey_robots=False,
         )
         assert "/robots.txt" not in site.paths() and "/p" in site.paths()
         (page,) = result["pages"]
