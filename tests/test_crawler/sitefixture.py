@@ -121,12 +121,62 @@ class Site:
             return [h for h in self.hits if h.path == path]
 
 
-_WORDS = (
-    "the river valley town market bridge winter summer garden library school morning evening teacher "
-    "student history music painting kitchen bread coffee mountain forest village harbour ship train "
-    "station letter story question answer science language number window street family friend city "
-    "season weather rain light field farmer baker doctor museum festival road journey map island"
-).split()
+_WORDS = [
+    "the",
+    "river",
+    "valley",
+    "town",
+    "market",
+    "bridge",
+    "winter",
+    "summer",
+    "garden",
+    "library",
+    "school",
+    "morning",
+    "evening",
+    "teacher",
+    "student",
+    "history",
+    "music",
+    "painting",
+    "kitchen",
+    "bread",
+    "coffee",
+    "mountain",
+    "forest",
+    "village",
+    "harbour",
+    "ship",
+    "train",
+    "station",
+    "letter",
+    "story",
+    "question",
+    "answer",
+    "science",
+    "language",
+    "number",
+    "window",
+    "street",
+    "family",
+    "friend",
+    "city",
+    "season",
+    "weather",
+    "rain",
+    "light",
+    "field",
+    "farmer",
+    "baker",
+    "doctor",
+    "museum",
+    "festival",
+    "road",
+    "journey",
+    "map",
+    "island",
+]
 
 
 def prose_for(path: str, sentences: int = 12) -> str:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_crawler.sitefixture import Route, Site
 
 pytestmark = pytest.mark.slow

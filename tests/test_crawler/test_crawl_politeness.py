@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_crawler.sitefixture import Route, Site, run_crawl_subprocess
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_crawl_delay_spacing_over_200_requests(tmp_path: Path) -> None:
         hits = sorted(site.hits, key=lambda h: h.t)
         page_hits = [h for h in hits if h.path.startswith("/p/")]
         assert len(page_hits) == n and len(result["pages"]) == n
-        gaps = [b.t - a.t for a, b in zip(hits, hits[1:], strict=False)]
+        gaps = [b.t - a.t for a, b in pairwise(hits)]
         assert len(gaps) >= 200
         below = [g for g in gaps if g < crawl_delay]
         assert not below, f"{len(below)} gaps below the Crawl-delay; smallest {min(gaps):.4f}s"
@@ -73,7 +73,7 @@ def test_floor_applies_without_crawl_delay(tmp_path: Path) -> None:
         config = {**LOOPBACK, "min_delay_s": floor, "follow_links": False}
         run_crawl_subprocess(tmp_path, [site.url(f"/p/{i}") for i in range(40)], config)
         hits = sorted(site.hits, key=lambda h: h.t)
-        gaps = [b.t - a.t for a, b in zip(hits, hits[1:], strict=False)]
+        gaps = [b.t - a.t for a, b in pairwise(hits)]
         assert len(hits) == 43 and min(gaps) >= floor and conc.peak == 1
 
 

@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_crawler.sitefixture import Route, Site, policy_of, run_crawl_subprocess, signals_of
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ def test_fetch_status_state_machine(sites: dict[str, Site], tmp_path: Path) -> N
         site = sites[name]
         robots_hits = site.hits_for("/robots.txt")
         assert [h.path for h in site.hits] == ["/robots.txt"] * 3, (name, site.paths())
-        gaps = [b.t - a.t for a, b in zip(robots_hits, robots_hits[1:], strict=False)]
+        gaps = [b.t - a.t for a, b in pairwise(robots_hits)]
         assert all(g >= 0.29 for g in gaps), (name, gaps)
         page = pages[site.url("/p")]
         assert page["status"] == 0 and page["truncated"] == "not-fetched"

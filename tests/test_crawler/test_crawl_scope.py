@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_crawler.sitefixture import Route, Site, run_crawl_subprocess
 
 from crawler.warc import iter_warc
 from streams.records import Page
-from test_crawler.sitefixture import Route, Site, run_crawl_subprocess
 
 pytestmark = pytest.mark.slow
 
