@@ -39,11 +39,13 @@ _COLON_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-pr
 _SCOPE = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*:\s*(.*)\Z", re.DOTALL)
 _NOAI = ("noai", "noimageai")
 
-# Meta tags: comments removed first so commented-out tags do not count.
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
-# Quoted attribute values may contain ">"; their length is bounded so hostile input stays linear.
-_META = re.compile(rb"""<meta\b(?:[^>"']|"[^"]{0,4096}"|'[^']{0,4096}')*>""", re.IGNORECASE)
+# Meta tags. Each tag is matched from its "<meta" with a bounded window, so hostile markup (unclosed
+# quotes, thousands of tags) stays linear; comments are cut out first so commented-out tags do not count.
+_META_START = re.compile(rb"<meta\b", re.IGNORECASE)
+_META_REST = re.compile(rb"""(?:[^>"']|"[^"]*"|'[^']*')*>""")
 _ATTR = re.compile(rb"""([^\s=/>"']+)\s*(?:=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
+_MAX_TAG = 2048
+_MAX_METAS = 10_000
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 #: Content-Usage categories that cover LLM pre-training.
@@ -61,13 +63,31 @@ def header_values(headers: Mapping[str, Sequence[str]], name: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------- meta tags
+def _strip_comments(html: bytes) -> bytes:
+    parts: list[bytes] = []
+    pos = 0
+    while (start := html.find(b"<!--", pos)) >= 0:
+        parts.append(html[pos:start])
+        end = html.find(b"-->", start + 4)
+        if end < 0:
+            return b"".join(parts)  # an unclosed comment runs to the end (as in browsers)
+        pos = end + 3
+    parts.append(html[pos:])
+    return b"".join(parts)
+
+
 def meta_tags(body: bytes, limit: int = 5 * 1024 * 1024) -> list[tuple[str, str]]:
     """``(name, content)`` of every ``<meta name=... content=...>`` (name lower-cased)."""
-    text = _COMMENT.sub(b"", body[:limit])
+    text = _strip_comments(body[:limit])
     out: list[tuple[str, str]] = []
-    for m in _META.finditer(text):
+    for n, start in enumerate(_META_START.finditer(text)):
+        if n >= _MAX_METAS:
+            break
+        m = _META_REST.match(text, start.end(), min(len(text), start.end() + _MAX_TAG))
+        if m is None:
+            continue
         attrs: dict[str, str] = {}
-        for a in _ATTR.finditer(m.group()[5:]):
+        for a in _ATTR.finditer(m.group()[:-1]):
             key = a.group(1).decode("latin-1").lower()
             raw = a.group(2) or b""
             if raw[:1] in (b'"', b"'"):

@@ -46,11 +46,30 @@ def url_path(url: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> tuple[tuple[str, ...], bool]:
+    """Normalised literal parts between ``*`` and whether the pattern is anchored with ``$``."""
     anchored = pattern.endswith("$")
     body = pattern[:-1] if anchored else pattern
-    regex = ".*".join(re.escape(normalise(part)) for part in body.split("*"))
-    return re.compile(regex + (r"\Z" if anchored else ""), re.DOTALL)
+    return tuple(normalise(part) for part in body.split("*")), anchored
+
+
+def _match(parts: tuple[str, ...], anchored: bool, path: str) -> bool:
+    # Leftmost-first matching of the literal parts: linear, no regex backtracking on hostile patterns.
+    first = parts[0]
+    if not path.startswith(first):
+        return False
+    if len(parts) == 1:
+        return path == first if anchored else True
+    pos = len(first)
+    for part in parts[1:-1]:
+        idx = path.find(part, pos)
+        if idx < 0:
+            return False
+        pos = idx + len(part)
+    last = parts[-1]
+    if anchored:
+        return len(path) - len(last) >= pos and path.endswith(last)
+    return path.find(last, pos) >= 0
 
 
 class PathPattern:
@@ -68,7 +87,8 @@ class PathPattern:
         """``path`` must already be normalised (see :func:`url_path`)."""
         if not self.pattern:
             return True  # an empty path applies to everything
-        return _compile(self.pattern).match(path) is not None
+        parts, anchored = _compile(self.pattern)
+        return _match(parts, anchored, path)
 
     def __repr__(self) -> str:
         return f"PathPattern({self.pattern!r})"

@@ -125,7 +125,12 @@ def first_token_agents(text: str) -> str:
     a malformed group apply to the crawler it names (the more cautious reading) and passes 7 more of the
     spec-test's Google-specific user-agent cases without changing any standard one.
     """
-    return "\n".join(_AGENT_LINE.sub(r"\1\2", line, count=1) for line in text.splitlines())
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        head = line.lstrip()[:4]
+        if head.lower() == "user" and " " in line.strip():  # cheap pre-check; most lines are rules
+            lines[i] = _AGENT_LINE.sub(r"\1\2", line, count=1)
+    return "\n".join(lines)
 
 
 def parse_groups(text: str) -> list[Group]:

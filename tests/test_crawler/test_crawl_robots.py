@@ -280,6 +280,8 @@ def test_robots_disabled_needs_the_flag_and_is_recorded(tmp_path: Path) -> None:
             obey_robots=False,
         )
         assert "/robots.txt" not in site.paths() and "/p" in site.paths()
+        ua = site.hits_for("/p")[0].headers["user-agent"]
+        assert ua.startswith("Mozilla/5.0 (compatible; headrace/") and ua.endswith("+https://example.org/crawler)")
         (page,) = result["pages"]
         sig = robots_signal(page)
         assert sig["verdict"] == "disabled" and policy_of(page)["verdict"] == "allow"

@@ -38,3 +38,13 @@ def test_url_path_keeps_query_and_drops_fragment() -> None:
 def test_specificity_counts_octets() -> None:
     assert PathPattern("/ai-ok/").specificity == 7
     assert PathPattern("/ツ").specificity == len("/%E3%83%84")
+
+
+def test_many_wildcards_do_not_backtrack() -> None:
+    import time
+
+    pattern = PathPattern("/" + "*a" * 40 + "*b")
+    t0 = time.perf_counter()
+    assert not pattern.matches("/" + "a" * 100_000)
+    assert time.perf_counter() - t0 < 5.0  # exponential before; a guard, not a benchmark
+    assert PathPattern("/*a*b$").matches("/xaxb") and not PathPattern("/*a*b$").matches("/xaxbc")
