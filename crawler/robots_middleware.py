@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest, StopDownload
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.httpobj import urlparse_cached
@@ -44,6 +44,7 @@ RESOURCE_META = "headrace_resource"  # our own fetch of robots.txt / tdmrep.json
 SIGNALS_META = "headrace_signals"  # signals gathered before the fetch (robots, host-level opt-outs)
 WAITS_META = "headrace_robots_waits"
 CAP_META = "headrace_cap"  # stop downloading after this many bytes (robots.txt parse limit)
+GOT_META = "headrace_bytes_received"
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -90,12 +91,10 @@ class RobotsMiddleware:
         cap = request.meta.get(CAP_META)
         if cap is None:
             return
-        got = request.meta.get("_headrace_got", 0) + len(data)
-        request.meta["_headrace_got"] = got
+        got = request.meta.get(GOT_META, 0) + len(data)
+        request.meta[GOT_META] = got
         if got > cap:
-            from scrapy.exceptions import StopDownload
-
-            raise StopDownload(fail=False)
+            raise StopDownload(fail=False)  # the response keeps what arrived; the rest is never read
 
     async def process_request(self, request: Any) -> None:
         if request.meta.get(RESOURCE_META):

@@ -17,14 +17,16 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.linkextractors import LinkExtractor
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.context import CONTEXT_SETTING, CrawlContext
 from crawler.optout import is_html
 from crawler.page_builder import build_page, refused_page
 from crawler.pipeline import CrawledPage
-from crawler.robots_middleware import PolicyRefusal
+from crawler.robots_middleware import HostSkipped, PolicyRefusal, RobotsWait
 from crawler.seeds import SeedBatches
+from crawler.ssrf_middleware import TargetRefusedRequest
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +130,6 @@ class SeedSpider(scrapy.Spider):
             if self.ctx.config.record_refused:
                 yield CrawledPage(refused_page(exc, self.ctx), fetched=False)
             return
-        from scrapy.spidermiddlewares.httperror import HttpError
-
-        from crawler.robots_middleware import HostSkipped, RobotsWait
-        from crawler.ssrf_middleware import TargetRefusedRequest
-
         if isinstance(exc, RobotsWait | HostSkipped | TargetRefusedRequest):
             return
         if isinstance(exc, HttpError):
