@@ -27,6 +27,12 @@ def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = msgspec.convert(spec["config"], CrawlConfig, strict=False)
+    # Measure growth from a process that already holds Scrapy and Twisted, so it counts the crawl's own
+    # allocations (e.g. a robots.txt body), not library start-up.
+    import scrapy.crawler  # noqa: F401
+
+    import crawler.spiders.sitemap  # noqa: F401
+
     rss_start_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     bus = InMemoryBus(default_partitions=1)
     sink = PageSink(bus.publisher(), "pages.raw", batch=8)
