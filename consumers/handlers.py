@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from compliance.blocklist import Blocklist, EmptyBlocklist
+from compliance.policy import opted_out
 from consumers.extract import Extractor
 from consumers.ledger import rejection_for
 from consumers.stage import Checkpointing, Drop, Stage, run_chain
@@ -83,6 +84,13 @@ class ProcessHandler:
             except DecodeError as exc:
                 self.stats.inc(f"process/dlq/{exc.reason}")
                 out.append(dead_letter(m, str(exc), self.topics.dlq))
+                continue
+            # A page the crawl-time opt-out policy refused never reaches extraction (nor the shards);
+            # its ledger entry carries every signal and the policy's reason.
+            refusal = opted_out(page.signals)
+            if refusal is not None:
+                self.stats.inc("policy/drop/opted-out")
+                out.append(self._reject(page, Drop("opted-out", detail=refusal.detail, stage="policy"), now))
                 continue
             match = self.blocklist.match_url(page.url)
             if match is not None:

@@ -395,6 +395,7 @@ def version() -> None:
 
 
 import headrace.cli_dedup  # noqa: E402, F401 - registers `headrace dedup ...`
+from headrace import cli_crawl  # noqa: E402, F401  (registers `headrace crawl`)
 
 
 def main() -> None:

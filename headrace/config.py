@@ -23,6 +23,7 @@ import msgspec
 from consumers.dedup.stage import DedupConfig
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
+from crawler.config import CrawlConfig
 from crawler.warc import ReadLimits
 from headrace.ops.config import OpsConfig
 from streams.kafka import KafkaSettings
@@ -52,6 +53,7 @@ class PipelineConfig:
     shards: ShardConfig = field(default_factory=ShardConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
 
     def digest(self) -> str:
         """Stable hash of the effective config (secrets and ops settings excluded: they change no data)."""

@@ -1,0 +1,1 @@
+"""Scrapy spiders: a seed-list spider (file or Kafka topic) and a sitemap spider."""
