@@ -16,11 +16,11 @@ from compliance.blocklist import Blocklist, EmptyBlocklist
 from consumers.extract import Extractor
 from consumers.ledger import rejection_for
 from consumers.stage import Drop, Stage, run_chain
-from consumers.stats import Stats
 from consumers.textnorm import exact_key
 from streams.bus import Message, Outgoing
 from streams.codec import DecodeError, decode_as, encode
 from streams.records import DeadLetter, Document, Page
+from streams.stats import Stats
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)

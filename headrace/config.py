@@ -22,7 +22,7 @@ import msgspec
 
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
-from crawler.warc import ReadLimits
+from crawler.config import ReplayConfig
 from streams.kafka import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class BusConfig:
 class PipelineConfig:
     bus: BusConfig = field(default_factory=BusConfig)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
-    replay: ReadLimits = field(default_factory=ReadLimits)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 

@@ -12,10 +12,10 @@ from compliance.blocklist import EmptyBlocklist
 from consumers.ledger import LedgerSink
 from consumers.runner import ChannelRunner
 from consumers.shards.sink import ShardSink
-from consumers.stats import Stats
 from headrace.config import PipelineConfig
 from headrace.pipeline import build_dedup_handler, build_process_handler, pipeline_id, topics_for
 from streams.kafka import KafkaBus
+from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from compliance.blocklist import Blocklist
 from consumers.extract import Extractor
 from consumers.handlers import DocumentHandler, ProcessHandler
 from consumers.stage import Stage
-from consumers.stats import Stats
 from headrace.config import PipelineConfig
+from streams.stats import Stats
 from streams.topics import Topics
 
 GROUPS = ("process", "dedup", "shards", "ledger")
