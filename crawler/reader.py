@@ -66,6 +66,7 @@ class RawRecord:
     payload: bytes | None  # stored payload bytes (at most the read cap), None when not read
     payload_complete: bool = True  # False when the payload was longer than the read cap
     skip: str | None = None  # why the block was not read (e.g. "record-type:request")
+    sep: bytes = b"\r\n\r\n"  # what must follow the block: CRLFCRLF, LFLF (LF-only headers) or LF (ARC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +150,17 @@ class ArchiveReader:
             self.raw.deadline = time.monotonic() + self.config.record_time_limit_s
             try:
                 rec = self._record(seg, offset)
-                seg.skip_blank_lines()
-                if not seg.at_end() and not is_record_start(seg.peek(256), rec.fmt):
+                end = seg.tell()
+                verdict = self._after_block(seg, rec)
+                if verdict == "mismatch":
                     raise _Bad(self._mismatch(rec, seg.peek(32)), "block")
+                if verdict == "unknown":
+                    # Where is the next record header, counted from this record's block?
+                    seg.seek(self._block_start)
+                    nxt = self._scan(seg)
+                    if nxt is not None and nxt < end:
+                        raise _Bad(self._mismatch(rec, b""), "block")  # the block swallowed a record
+                    seg.seek(end)  # the record is intact; what follows is reported next round
                 rec.length = seg.tell() - offset
                 self.raw.deadline = None
                 yield rec, Position(seg.tell())
@@ -162,7 +171,13 @@ class ArchiveReader:
                     seg.seek(max(self._block_start, offset + 1))
                 elif bad.resync == "next-byte":
                     seg.seek(offset + 1)
-                nxt = self._scan(seg)
+                try:
+                    self.raw.deadline = time.monotonic() + self.config.record_time_limit_s
+                    nxt = self._scan(seg)
+                except ReadTimeout:
+                    nxt = None  # the input stalls: give up on it (the position so far is kept)
+                finally:
+                    self.raw.deadline = None
                 yield Damage(offset, bad.reason), (Position(nxt) if nxt is not None else None)
                 if nxt is None:
                     return
@@ -208,10 +223,9 @@ class ArchiveReader:
                         clean_end = member.error is None and not member.over_cap
                         break
                     rec = self._record(member, member_start)
-                    member.skip_blank_lines()
-                    more = not member.at_end()
-                    if more and not is_record_start(member.peek(256), rec.fmt):
+                    if not member.over_cap and self._after_block(member, rec) != "ok":
                         raise _Bad(self._mismatch(rec, member.peek(32)), "in-member")
+                    more = not member.at_end()
                     if member.error is not None:
                         raise _Bad(f"record read, but its gzip member is damaged: {member.error}", "next-member")
                     if member.over_cap:
@@ -330,6 +344,7 @@ class ArchiveReader:
             rec_type = (headers.get_header("WARC-Type") or "").strip().lower()
             declared = headers.get_header("Content-Length")
             sub_len = 0
+            sep = b"\r\n\r\n" if head.endswith(b"\r\n\r\n") else b"\n\n"
         else:
             line = seg.readline(limit)
             if not line.endswith(b"\n") or not (line.startswith(b"filedesc://") or is_record_start(line, "arc")):
@@ -345,6 +360,7 @@ class ArchiveReader:
             rec_type = (headers.get_header("WARC-Type") or "").strip().lower()
             declared = headers.get_header("Content-Length")
             sub_len = headers.total_len
+            sep = b"\n"
         if isinstance(seg, PlainSegment):
             self._block_start = seg.tell()
         if declared is None:
@@ -359,7 +375,7 @@ class ArchiveReader:
             uri = self._loader._ensure_target_uri_format(headers) or ""
         except Exception:
             uri = headers.get_header("WARC-Target-URI") or ""
-        rec = RawRecord(offset, None, fmt, rec_type, headers, None, None)
+        rec = RawRecord(offset, None, fmt, rec_type, headers, None, None, sep=sep)
         if self.block_types is not None and rec_type not in self.block_types:
             rec.skip = f"record-type:{rec_type or 'missing'}"
             self._skip(seg, length, length)
@@ -395,6 +411,28 @@ class ArchiveReader:
             self._skip(seg, rest, length)
         return rec
 
+    def _after_block(self, seg: Segment, rec: RawRecord) -> str:
+        """Check what follows the block: ``"ok"`` (line breaks, then a record header or the end),
+        ``"mismatch"`` (the Content-Length is wrong) or ``"unknown"`` (line breaks, then bytes that are
+        not a record: garbage after an intact record, or a too-long Content-Length ending on a line break).
+
+        Writers differ (one or two CRLFs, LF only, extra CRLFs as in Common Crawl 2018-34, none at all
+        in ClueWeb09), so any run of line breaks is accepted, except a lone LF after CRLF headers: the
+        block ended inside a CRLF.
+        """
+        first = seg.peek(1)
+        if not first:
+            return "ok"
+        if first not in (b"\r", b"\n"):
+            # ClueWeb09 (WARC/0.18) counts the blank lines in the Content-Length: a header follows at once.
+            return "ok" if is_record_start(seg.peek(256), rec.fmt) else "mismatch"
+        if first == b"\n" and rec.sep.startswith(b"\r"):
+            return "mismatch"
+        seg.skip_blank_lines()
+        if seg.at_end() or is_record_start(seg.peek(256), rec.fmt):
+            return "ok"
+        return "unknown"
+
     def _skip(self, seg: Segment, n: int, length: int) -> None:
         got = seg.skip(n)
         if got < n:
@@ -411,7 +449,8 @@ class ArchiveReader:
     @staticmethod
     def _mismatch(rec: RawRecord, after: bytes) -> str:
         length = rec.headers.get_header("Content-Length") if rec.headers is not None else "?"
-        return f"Content-Length {length} does not end at a record boundary (next bytes {_show(after)})"
+        shown = f" (next bytes {_show(after)})" if after else ""
+        return f"Content-Length {length} does not end at a record boundary{shown}"
 
     def _timeout_reason(self) -> str:
         return f"record took longer than {self.config.record_time_limit_s:g}s to read"

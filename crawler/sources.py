@@ -275,3 +275,19 @@ def env_shard() -> str | None:
     index = os.environ.get("JOB_COMPLETION_INDEX")
     count = os.environ.get("HEADRACE_REPLAY_SHARDS")
     return f"{index}/{count}" if index is not None and count else None
+
+
+class BytesSource:
+    """An archive already in memory (tests, tools that receive archives over another channel)."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name = name
+        self.data = data
+
+    def open(self, offset: int) -> BinaryIO:
+        fh = io.BytesIO(self.data)
+        fh.seek(offset)
+        return fh
+
+    def size(self) -> int | None:
+        return len(self.data)
