@@ -7,22 +7,39 @@ import uuid
 import zlib
 
 
-def http_response(body: bytes, content_type: str = "text/html; charset=utf-8", status: int = 200,
-                  extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+def http_response(
+    body: bytes,
+    content_type: str = "text/html; charset=utf-8",
+    status: int = 200,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> bytes:
     head = [f"HTTP/1.1 {status} OK", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
     head += [f"{k}: {v}" for k, v in extra]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def warc_record(rec_type: str = "response", url: str = "http://example.com/", block: bytes = b"",
-                content_type: str = "application/http; msgtype=response", cl_delta: int = 0,
-                content_length: str | None = None, rid: str | None = None,
-                headers: tuple[tuple[str, str], ...] = (), version: str = "1.0") -> bytes:
+def warc_record(
+    rec_type: str = "response",
+    url: str = "http://example.com/",
+    block: bytes = b"",
+    content_type: str = "application/http; msgtype=response",
+    cl_delta: int = 0,
+    content_length: str | None = None,
+    rid: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+    version: str = "1.0",
+) -> bytes:
     rid = rid or f"<urn:uuid:{uuid.uuid4()}>"
     length = content_length if content_length is not None else str(len(block) + cl_delta)
-    lines = [f"WARC/{version}", f"WARC-Type: {rec_type}", f"WARC-Record-ID: {rid}",
-             "WARC-Date: 2024-05-01T12:00:00Z", f"WARC-Target-URI: {url}",
-             f"Content-Type: {content_type}", f"Content-Length: {length}"]
+    lines = [
+        f"WARC/{version}",
+        f"WARC-Type: {rec_type}",
+        f"WARC-Record-ID: {rid}",
+        "WARC-Date: 2024-05-01T12:00:00Z",
+        f"WARC-Target-URI: {url}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {length}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + block + b"\r\n\r\n"
 
@@ -41,8 +58,9 @@ def page(n: int, body: bytes | None = None, **kw: object) -> bytes:
 
 def request(n: int) -> bytes:
     block = f"GET /{n} HTTP/1.1\r\nHost: example.com\r\n\r\n".encode()
-    return warc_record("request", url=f"http://example.com/{n}", block=block,
-                       content_type="application/http; msgtype=request")
+    return warc_record(
+        "request", url=f"http://example.com/{n}", block=block, content_type="application/http; msgtype=request"
+    )
 
 
 def gz_members(records: list[bytes]) -> bytes:

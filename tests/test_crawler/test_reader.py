@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import BinaryIO
 
 import pytest
-from warcgen import arc_file, gz_members, gzip_bomb_member, http_response, page, request, warc_record, warcinfo
+from warcgen import arc_file, gz_members, gzip_bomb_member, page, request, warc_record, warcinfo
 
 from crawler.config import ReplayConfig
 from crawler.reader import Position
@@ -211,8 +211,15 @@ def test_payload_over_the_cap_is_truncated_like_common_crawl() -> None:
 
 @pytest.mark.parametrize(
     ("magic", "kind"),
-    [(b"%PDF-1.7\n", "pdf"), (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff\xe0", "jpeg"), (b"\x1f\x8b\x08\x00", "gzip"),
-     (b"\x7fELF\x02\x01", "elf"), (b"PK\x03\x04", "zip"), (b"GIF89a", "gif")],
+    [
+        (b"%PDF-1.7\n", "pdf"),
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff\xe0", "jpeg"),
+        (b"\x1f\x8b\x08\x00", "gzip"),
+        (b"\x7fELF\x02\x01", "elf"),
+        (b"PK\x03\x04", "zip"),
+        (b"GIF89a", "gif"),
+    ],
 )
 def test_binary_payloads_labelled_html_are_rejected(magic: bytes, kind: str) -> None:
     data, _ = build(page(3, body=magic + bytes(range(256)) * 4), compressed=True)
