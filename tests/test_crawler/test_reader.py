@@ -44,10 +44,7 @@ def numbers(pages: list[Page]) -> list[int]:
 def build(victim: bytes, compressed: bool) -> tuple[bytes, int]:
     """warcinfo, pages 1-2 (with requests), the victim, pages 4-5; returns the file and the victim offset."""
     records = [warcinfo(), request(1), page(1), page(2), victim, request(4), page(4), page(5)]
-    if compressed:
-        blobs = [gz_members([r]) for r in records]
-    else:
-        blobs = records
+    blobs = [gz_members([r]) for r in records] if compressed else records
     offset = sum(len(b) for b in blobs[:4])
     return b"".join(blobs), offset
 
@@ -58,7 +55,7 @@ MODES = pytest.mark.parametrize("compressed", [False, True], ids=["warc", "warc.
 @MODES
 def test_clean_file_reads_every_page_with_lineage(compressed: bool) -> None:
     data, _ = build(page(3), compressed)
-    pages, skips, damage, positions, reader = read_all(data)
+    pages, skips, damage, positions, _reader = read_all(data)
     assert numbers(pages) == [1, 2, 3, 4, 5]
     assert damage == []
     assert sorted(s.reason for s in skips) == ["record-type:request"] * 2 + ["record-type:warcinfo"]

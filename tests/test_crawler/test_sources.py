@@ -8,6 +8,7 @@ import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from warcgen import gz_members, page, warcinfo
@@ -81,7 +82,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
 
     root: Path
     honour_range = True
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         path = self.root / self.path.lstrip("/")
