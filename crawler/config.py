@@ -21,11 +21,12 @@ class ReplayConfig:
     #: Prefix joined to relative entries of ``warc.paths`` manifests (a URL or folder); required when
     #: a manifest has relative entries, since no host is assumed.
     prefix: str = ""
-    #: A transaction (pages + checkpoint) is committed after this many pages ...
-    checkpoint_pages: int = 256
+    #: A transaction (pages + checkpoints) is committed after this many pages ... A Kafka commit costs
+    #: about 0.1 s of waiting, so small transactions cap throughput; a crash re-reads at most this much.
+    checkpoint_pages: int = 2000
     #: ... or this many records, or this many seconds, whichever comes first.
-    checkpoint_records: int = 5000
-    checkpoint_seconds: float = 5.0
+    checkpoint_records: int = 20000
+    checkpoint_seconds: float = 10.0
     #: Base of the Kafka transactional id; the shard is appended (``-3-of-8``) so a restarted worker
     #: fences its dead predecessor and concurrent workers never fence each other.
     transactional_id: str = "headrace-replay"

@@ -34,6 +34,7 @@ from typing import Any
 from warcio.recordloader import ArcWarcRecordLoader
 
 from crawler.config import ReplayConfig
+from crawler.headers import parse_headers
 from crawler.rawio import RawReader, ReadTimeout, Source
 from crawler.segment import GZIP_MAGIC, GzipMember, PlainSegment, Segment
 
@@ -336,10 +337,12 @@ class ArchiveReader:
             head, complete = seg.read_block(limit)
             if not complete:
                 raise _Bad(f"WARC header block not terminated within {limit} bytes", "next-byte")
-            try:
-                headers = self._loader.warc_parser.parse(BytesIO(head))
-            except Exception as exc:
-                raise _Bad(f"unparsable WARC header: {_short(exc)}", "next-byte") from exc
+            headers = parse_headers(head, self._loader.WARC_TYPES)
+            if headers is None:
+                try:
+                    headers = self._loader.warc_parser.parse(BytesIO(head))
+                except Exception as exc:
+                    raise _Bad(f"unparsable WARC header: {_short(exc)}", "next-byte") from exc
             fmt = "warc"
             rec_type = (headers.get_header("WARC-Type") or "").strip().lower()
             declared = headers.get_header("Content-Length")
@@ -371,10 +374,12 @@ class ArchiveReader:
             raise _Bad(f"invalid Content-Length {declared.strip()[:40]!r}", "block") from None
         if length < 0:
             raise _Bad(f"negative Content-Length {length}", "block")
-        try:
-            uri = self._loader._ensure_target_uri_format(headers) or ""
-        except Exception:
-            uri = headers.get_header("WARC-Target-URI") or ""
+        uri = headers.get_header("WARC-Target-URI") or ""
+        if uri.startswith("<") or " " in uri:  # wget's <uri>, spaces: warcio's repair
+            try:
+                uri = self._loader._ensure_target_uri_format(headers) or ""
+            except Exception:
+                log.debug("cannot repair target URI %r", uri)
         rec = RawRecord(offset, None, fmt, rec_type, headers, None, None, sep=sep)
         if self.block_types is not None and rec_type not in self.block_types:
             rec.skip = f"record-type:{rec_type or 'missing'}"
@@ -386,10 +391,12 @@ class ArchiveReader:
             block, complete = seg.read_block(min(length, limit))
             used = len(block)
             if complete:
-                try:
-                    rec.http = self._loader.http_parser.parse(BytesIO(block))
-                except Exception:
-                    rec.http = None
+                rec.http = parse_headers(block, None)
+                if rec.http is None:
+                    try:
+                        rec.http = self._loader.http_parser.parse(BytesIO(block))
+                    except Exception:
+                        rec.http = None
             if rec.http is None:
                 prefix = block  # not HTTP headers after all: the bytes belong to the payload
             if used < min(length, limit) and not complete:

@@ -167,6 +167,7 @@ class Replayer:
             self._replay_input(ref, rep)
             rep.seconds = time.perf_counter() - t1
             self.stats.inc("replay/files")
+        self._flush()
         self.report.elapsed_s = time.perf_counter() - t0
         return self.report
 
@@ -217,7 +218,8 @@ class Replayer:
                     self.current.offset = pos.offset
                 self.current.size = self.current.size or source.size()
                 if self._due():
-                    self._commit(base, rep, pos, reader.crawl, done=False)
+                    self._checkpoint(base, rep, pos, reader.crawl, done=False)
+                    self._flush()
                     if self.stop.is_set():
                         self.report.stopped = True
                         return
@@ -228,13 +230,16 @@ class Replayer:
             if rep.records == 0 and not rep.errors:
                 rep.errors.append("no WARC records found")
                 log.error("input %s: no WARC records found", ref.name)
-            self._commit(base, rep, pos, reader.crawl, done=True)
+            # The final checkpoint rides in the open transaction; small files share one commit.
+            self._checkpoint(base, rep, pos, reader.crawl, done=True)
+            if self._due():
+                self._flush()
             self.stats.inc("replay/files_done")
         except SourceError as exc:
             # Cannot be read (any further): commit what was read with the position reached, so a later
             # run resumes there, report it and go on with the next input.
             if rep.records:
-                self._commit(base, rep, pos, crawl_now, done=False)
+                self._checkpoint(base, rep, pos, crawl_now, done=False)
             rep.errors.append(f"cannot read: {exc}")
             log.error("input %s: %s", ref.name, exc)
 
@@ -280,27 +285,35 @@ class Replayer:
             or self.stop.is_set()
         )
 
-    def _commit(self, base: Checkpoint, rep: InputReport, pos: Position | None, crawl: str | None, done: bool) -> None:
-        """One transaction: the pages and dead letters since the last commit plus the checkpoint."""
-        if self.write_checkpoints:
-            skipped = Counter(base.skipped)
-            skipped.update(rep.skipped)
-            cp = Checkpoint(
-                input=rep.path,
-                offset=pos.offset if pos is not None else 0,
-                skip=pos.skip if pos is not None else 0,
-                done=done or pos is None,
-                records=base.records + rep.records,
-                pages=base.pages + rep.pages,
-                damaged=base.damaged + rep.damaged,
-                skipped=dict(skipped),
-                crawl=crawl,
-                worker=self.worker,
-                at=utcnow(),
-            )
-            self.publisher.publish(self.topics.replay_progress, encode_checkpoint(cp), checkpoint_key(rep.path))
-        self.publisher.flush()
-        self.stats.inc("replay/commits")
+    def _checkpoint(
+        self, base: Checkpoint, rep: InputReport, pos: Position | None, crawl: str | None, done: bool
+    ) -> None:
+        """Publish the input's checkpoint into the open transaction (it commits with the pages)."""
+        if not self.write_checkpoints:
+            return
+        skipped = Counter(base.skipped)
+        skipped.update(rep.skipped)
+        cp = Checkpoint(
+            input=rep.path,
+            offset=pos.offset if pos is not None else 0,
+            skip=pos.skip if pos is not None else 0,
+            done=done or pos is None,
+            records=base.records + rep.records,
+            pages=base.pages + rep.pages,
+            damaged=base.damaged + rep.damaged,
+            skipped=dict(skipped),
+            crawl=crawl,
+            worker=self.worker,
+            at=utcnow(),
+        )
+        self.publisher.publish(self.topics.replay_progress, encode_checkpoint(cp), checkpoint_key(rep.path))
+        self._pending_records += 1
+
+    def _flush(self) -> None:
+        """Commit: the pages, dead letters and checkpoints since the last commit become visible at once."""
+        if self._pending_records or self._pending_pages:
+            self.publisher.flush()
+            self.stats.inc("replay/commits")
         self._pending_pages = 0
         self._pending_records = 0
         self._last_commit = time.monotonic()

@@ -153,10 +153,12 @@ class EmbeddedPipeline:
     def run(self, inputs: Sequence[str]) -> RunSummary:
         t0 = time.perf_counter()
         summary = RunSummary(out_dir=str(self.out_dir), pipeline=pipeline_id(self.config))
+        # Drain the stage groups after every bus batch of pages: bounded memory, steady progress.
+        replay_cfg = replace(self.config.replay, checkpoint_pages=self.config.bus.batch_size)
         replayer = Replayer(
             self.bus.publisher(),
             self.topics,
-            self.config.replay,
+            replay_cfg,
             self.blocklist,
             stats=self.stats,
             write_checkpoints=False,  # nothing to resume: the in-memory bus dies with the process
