@@ -342,3 +342,15 @@ def test_config_is_frozen_and_has_sane_defaults() -> None:
     with pytest.raises(AttributeError):
         cfg.max_payload_bytes = 1  # type: ignore[misc]
     assert replace(cfg, prefix="x").prefix == "x"
+
+
+def test_arc_gz_members_are_read() -> None:
+    import gzip as gz
+
+    arc = arc_file([("http://example.com/1", b"<html>one</html>"), ("http://example.com/2", b"<html>two</html>")])
+    head, _, rest = arc.partition(b"\n\n")  # filedesc record, then the two page records
+    first, _, second = rest.lstrip(b"\n").partition(b"</html>\n")
+    members = [gz.compress(head + b"\n\n"), gz.compress(first + b"</html>\n"), gz.compress(second)]
+    pages, _, damage, _, _ = read_all(b"".join(members), name="t.arc.gz")
+    assert numbers(pages) == [1, 2] and damage == []
+    assert pages[1].lineage.offset == len(members[0]) + len(members[1])
