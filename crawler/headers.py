@@ -14,7 +14,7 @@ from typing import Any
 from warcio.statusandheaders import StatusAndHeaders
 
 
-class IndexedHeaders(StatusAndHeaders):  # type: ignore[misc]
+class IndexedHeaders(StatusAndHeaders):
     """``StatusAndHeaders`` whose ``get_header`` is a dict lookup (first occurrence wins, as in warcio)."""
 
     def __init__(self, statusline: str, headers: list[tuple[str, str]], protocol: str, total_len: int) -> None:
