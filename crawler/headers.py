@@ -8,10 +8,16 @@ operations and returns ``None`` for anything else, so the caller falls back to w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from warcio.statusandheaders import StatusAndHeaders
+
+
+_HEADER_LINE = re.compile(r"^([^:\n]*):([^\n]*)$", re.M)
+_CONTINUATION = re.compile(r"\n[ \t]")
+_END = re.compile(r"^\s*$", re.M)
 
 
 class IndexedHeaders(StatusAndHeaders):
@@ -29,10 +35,7 @@ class IndexedHeaders(StatusAndHeaders):
     def get_header(self, name: str, default_value: Any = None) -> Any:
         index = self._index
         if index is None:
-            index = {}
-            for key, value in self.headers:
-                index.setdefault(key.lower(), value)
-            self._index = index
+            index = self._index = {key.lower(): value for key, value in reversed(self.headers)}
         return index.get(name.lower(), default_value)
 
     def replace_header(self, name: str, value: str) -> Any:
@@ -59,20 +62,15 @@ def parse_headers(block: bytes, statuslist: Sequence[str] | None) -> IndexedHead
         text = block.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    lines = text.split("\n")
-    first = lines[0].rstrip()
-    if not first:
-        return None
-    headers: list[tuple[str, str]] = []
-    for raw in lines[1:]:
-        line = raw.rstrip()
-        if not line:
-            break
-        if line[0] in " \t":
-            return None
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.append((name.rstrip(" \t"), value.lstrip()))
+    first, _, rest = text.partition("\n")
+    first = first.rstrip()
+    end = _END.search(rest)  # warcio stops at the first line that is empty once stripped
+    if end is not None:
+        rest = rest[: end.start()]
+    if not first or rest[:1] in (" ", "\t") or _CONTINUATION.search(rest) is not None:
+        return None  # continuation lines, or a blank-looking line that ends warcio's header loop
+    # warcio: line.rstrip(), split(":", 1), name.rstrip(" \t"), value.lstrip(); lines without ":" dropped.
+    headers = [(name.rstrip(" \t"), value.strip()) for name, value in _HEADER_LINE.findall(rest)]
     if statuslist is not None:
         upper = first.upper()
         for prefix in statuslist:

@@ -81,8 +81,13 @@ def set_content_length(record: bytes, how: str) -> bytes:
     value, nl, tail = rest.partition(b"\r\n")
     n = int(value)
     new = {
-        "+1": n + 1, "-1": n - 1, "+1000": n + 1000, "-1000": max(0, n - 1000), "negative": -n - 1,
-        "huge": 2**63, "zero": 0,
+        "+1": n + 1,
+        "-1": n - 1,
+        "+1000": n + 1000,
+        "-1000": max(0, n - 1000),
+        "negative": -n - 1,
+        "huge": 2**63,
+        "zero": 0,
     }.get(how)
     text = str(new).encode() if new is not None else b"12x"
     return head + sep + text + nl + tail
