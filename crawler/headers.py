@@ -14,7 +14,6 @@ from typing import Any
 
 from warcio.statusandheaders import StatusAndHeaders
 
-
 _HEADER_LINE = re.compile(r"^([^:\n]*):([^\n]*)$", re.M)
 _CONTINUATION = re.compile(r"\n[ \t]")
 _END = re.compile(r"^\s*$", re.M)
