@@ -258,7 +258,8 @@ class ArchiveReader:
                     if bad.resync != "next-member" and member.error is None and not member.over_cap:
                         if self._scan_member(member):
                             index += 1
-                            yield Damage(member_start, bad.reason), Position(member_start, index)
+                            if index > skip_first:  # a resumed read already reported it
+                                yield Damage(member_start, bad.reason), Position(member_start, index)
                             continue
                         end = member.end_offset()
                         if end is not None:

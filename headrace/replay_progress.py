@@ -49,7 +49,7 @@ class ReplayProgress:
         mb = (report.bytes if report is not None else 0) / 1e6
         skipped = sum(v for k, v in s.counts.items() if k.startswith("replay/skip/"))
         line = Text(
-            f"files {s.get('replay/files'):,}  records {records:,}  pages {pages:,} ({pages / elapsed:,.0f}/s)  "
+            f"files done {s.get('replay/files'):,}  records {records:,}  pages {pages:,} ({pages / elapsed:,.0f}/s)  "
             f"{mb:,.1f} MB ({mb / elapsed:,.1f} MB/s)  skipped {skipped:,}  damaged {s.get('replay/damaged'):,}  "
             f"{elapsed:,.0f}s"
         )

@@ -354,3 +354,15 @@ def test_arc_gz_members_are_read() -> None:
     pages, _, damage, _, _ = read_all(b"".join(members), name="t.arc.gz")
     assert numbers(pages) == [1, 2] and damage == []
     assert pages[1].lineage.offset == len(members[0]) + len(members[1])
+
+
+def test_resuming_inside_a_single_member_does_not_report_old_damage_again() -> None:
+    import gzip as gz
+
+    data = gz.compress(b"".join([page(1), page(2, content_length="9"), page(3), page(4)]))
+    _, _, damage, positions, _ = read_all(data)
+    assert len(damage) == 1
+    after_damage = positions[1]
+    assert after_damage is not None and after_damage.skip == 2
+    rest, _, damage_again, _, _ = read_all(data, start=after_damage)
+    assert numbers(rest) == [3, 4] and damage_again == []
