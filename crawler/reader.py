@@ -47,6 +47,8 @@ _STARTS = {"warc": re.compile(_WARC_HEAD), "arc": re.compile(_ARC_HEAD)}
 RECORD_START = re.compile(_WARC_HEAD + b"|" + _ARC_HEAD)
 RECORD_START_AFTER_NEWLINE = re.compile(rb"\n(?=" + _WARC_HEAD + b"|" + _ARC_HEAD + rb")")
 _HTTP_URI = ("http:", "https:")
+_TYPE_FIELD = re.compile(rb"\nWARC-Type:[ \t]*([^\r\n]*)", re.I)
+_LENGTH_FIELD = re.compile(rb"\nContent-Length:[ \t]*([0-9]{1,18})[ \t]*\r?\n", re.I)
 _HTTP_RECORDS = frozenset({"response", "request", "revisit"})
 
 
@@ -68,6 +70,7 @@ class RawRecord:
     payload_complete: bool = True  # False when the payload was longer than the read cap
     skip: str | None = None  # why the block was not read (e.g. "record-type:request")
     sep: bytes = b"\r\n\r\n"  # what must follow the block: CRLFCRLF, LFLF (LF-only headers) or LF (ARC)
+    declared: str = ""  # Content-Length as written (for messages when headers were not parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +341,9 @@ class ArchiveReader:
             head, complete = seg.read_block(limit)
             if not complete:
                 raise _Bad(f"WARC header block not terminated within {limit} bytes", "next-byte")
+            quick = self._quick_skip(seg, head, offset)
+            if quick is not None:
+                return quick
             headers = parse_headers(head, self._loader.WARC_TYPES)
             if headers is None:
                 try:
@@ -441,6 +447,32 @@ class ArchiveReader:
             return "ok"
         return "unknown"
 
+    def _quick_skip(self, seg: Segment, head: bytes, offset: int) -> RawRecord | None:
+        """Records whose type is not wanted (requests, metadata: most of a crawl's records) are skipped
+        from two header fields, without parsing the rest; None when the full parse is needed."""
+        if self.block_types is None:
+            return None
+        m = _TYPE_FIELD.search(head)
+        cl = _LENGTH_FIELD.search(head)
+        if m is None or cl is None:
+            return None
+        rec_type = m.group(1).decode("latin-1").strip().lower()
+        if rec_type in self.block_types:
+            return None
+        try:
+            length = int(cl.group(1))
+        except ValueError:
+            return None  # the full parse reports it
+        if length < 0:
+            return None
+        if isinstance(seg, PlainSegment):
+            self._block_start = seg.tell()
+        sep = b"\r\n\r\n" if head.endswith(b"\r\n\r\n") else b"\n\n"
+        rec = RawRecord(offset, None, "warc", rec_type, None, None, None, skip=f"record-type:{rec_type}", sep=sep)
+        rec.declared = cl.group(1).decode("latin-1").strip()
+        self._skip(seg, length, length)
+        return rec
+
     def _skip(self, seg: Segment, n: int, length: int) -> None:
         got = seg.skip(n)
         if got < n:
@@ -456,7 +488,7 @@ class ArchiveReader:
 
     @staticmethod
     def _mismatch(rec: RawRecord, after: bytes) -> str:
-        length = rec.headers.get_header("Content-Length") if rec.headers is not None else "?"
+        length = rec.headers.get_header("Content-Length") if rec.headers is not None else rec.declared or "?"
         shown = f" (next bytes {_show(after)})" if after else ""
         return f"Content-Length {length} does not end at a record boundary{shown}"
 

@@ -8,7 +8,7 @@ import zlib
 import brotli
 import pytest
 
-from crawler.payload import decode_body, dechunk, sniff_binary
+from crawler.payload import dechunk, decode_body, sniff_binary
 
 HTML = b"<html><body>" + b"<p>hello world</p>" * 500 + b"</body></html>"
 
