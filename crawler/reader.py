@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -319,8 +320,6 @@ class ArchiveReader:
             pos = found + 1
 
     def _member_starts_record(self, offset: int) -> bool:
-        import zlib
-
         assert self.raw is not None  # noqa: S101
         self.raw.seek(offset)
         data = self.raw.peek(8192)
