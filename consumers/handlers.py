@@ -17,11 +17,11 @@ from compliance.policy import opted_out
 from consumers.extract import Extractor
 from consumers.ledger import rejection_for
 from consumers.stage import Checkpointing, Drop, Stage, run_chain
-from consumers.stats import Stats
 from consumers.textnorm import exact_key
 from streams.bus import Message, Outgoing, TopicPartition
 from streams.codec import DecodeError, decode_as, encode
 from streams.records import DeadLetter, Document, Page
+from streams.stats import Stats
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 
 from consumers.handlers import BatchHandler, dead_letter
-from consumers.stats import Stats
 from streams.bus import BusError, Channel, FencedError, Message, Outgoing, TopicPartition
+from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from compliance.blocklist import Blocklist, EmptyBlocklist
-from crawler.config import CrawlConfig
+from crawler.crawl_config import CrawlConfig
 from crawler.optout import AiTxt, TdmRepFile
 from crawler.robots import RobotsCache, iso
 from crawler.ssrf import TargetGuard

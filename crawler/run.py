@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from compliance.blocklist import Blocklist, EmptyBlocklist
-from crawler.config import CrawlConfig
 from crawler.context import CONTEXT_SETTING, CrawlContext
+from crawler.crawl_config import CrawlConfig
 from crawler.pipeline import PageSink
 from crawler.seeds import SeedBatches
 

@@ -1,29 +1,29 @@
-"""Reading WARC/ARC files into :class:`streams.records.Page` records.
+"""Reading WARC/ARC archives into :class:`streams.records.Page` records.
 
-Record selection follows datatrove's ``WarcReader``: response (and conversion) records whose HTTP
-Content-Type (or WARC-Identified-Payload-Type) is HTML. Everything else is counted as a skip with a
-reason. Damage in a file ends that file with an :class:`InputDamaged` item that names the file and the
-offset; records before the damage are kept.
+:class:`WarcReader` turns the records of :class:`crawler.reader.ArchiveReader` into pages (HTML
+responses, selected as :mod:`crawler.select` says), skips (with a reason) and damage reports, each
+paired with the :class:`crawler.reader.Position` where reading resumes after it.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-
+from crawler.payload import decode_body, sniff_binary
+from crawler.rawio import Source
+from crawler.reader import ArchiveReader, Damage, Position, RawRecord
+from crawler.replay_config import ReplayConfig
+from crawler.select import PAGE_RECORD_TYPES, html_verdict, looks_like_html
 from streams.ids import page_id
 from streams.records import Lineage, Page
 
 log = logging.getLogger(__name__)
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
+#: HTTP response headers kept on the page (policy signals and what extraction needs).
 KEPT_HEADERS = frozenset(
     {
         "content-type",
@@ -34,157 +34,153 @@ KEPT_HEADERS = frozenset(
         "content-language",
         "last-modified",
         "content-signal",
+        "link",
     }
 )
+_BLOCK_TYPES = PAGE_RECORD_TYPES | {"warcinfo"}
 
 
-@dataclass(frozen=True)
-class ReadLimits:
-    max_payload_bytes: int = 5 * 1024 * 1024  # Common Crawl's planned truncation length
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skipped:
     reason: str
     offset: int
 
 
-@dataclass(frozen=True)
-class InputDamaged:
+@dataclass(frozen=True, slots=True)
+class Damaged:
     path: str
     offset: int
     reason: str
 
 
-ReadItem = Page | Skipped | InputDamaged
+ReadItem = Page | Skipped | Damaged
 
 
-def _is_html(content_type: str) -> bool:
-    ct = content_type.lower()
-    return any(t in ct for t in HTML_TYPES)
+def _choose(rec_type: str, headers: Any, http: Any) -> str | None:
+    """Read the payload of warcinfo records and of page records labelled HTML (or not labelled)."""
+    if rec_type == "warcinfo":
+        return None
+    content_type = http.get_header("Content-Type") if http is not None else headers.get_header("Content-Type")
+    if http is None and rec_type == "response":
+        uri = headers.get_header("WARC-Target-URI") or ""
+        if uri.startswith(("http:", "https:")):
+            return "bad-http-headers"
+    verdict = html_verdict(headers.get_header("WARC-Identified-Payload-Type"), content_type)
+    return None if verdict in (None, "sniff") else verdict
 
 
-def sniff_format(head: bytes) -> str | None:
-    """``"warc"``, ``"arc"`` or None, from the first bytes (decompressed if gzip)."""
-    if head[:2] == b"\x1f\x8b":
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
-        except zlib.error:
-            return None
-    head = head.lstrip(b"\r\n")
-    if head.startswith(b"WARC/"):
-        return "warc"
-    if head.startswith(b"filedesc://"):
-        return "arc"
-    return None
+class WarcReader:
+    """Iterate ``(item, next_position)`` over one archive. Never raises for bad data."""
 
+    def __init__(
+        self,
+        source: Source,
+        config: ReplayConfig | None = None,
+        start: Position | None = None,
+        crawl: str | None = None,
+    ) -> None:
+        self.source = source
+        self.config = config or ReplayConfig()
+        self.crawl = crawl
+        self.reader = ArchiveReader(source, self.config, start, choose=_choose, block_types=_BLOCK_TYPES)
 
-def iter_warc(path: Path, limits: ReadLimits | None = None, fh: BinaryIO | None = None) -> Iterator[ReadItem]:
-    limits = limits or ReadLimits()
-    if fh is None:
-        try:
-            with path.open("rb") as probe:
-                head = probe.read(4096)
-        except OSError as exc:
-            yield InputDamaged(str(path), 0, f"cannot read: {exc}")
-            return
-        if sniff_format(head) is None:
-            shown = head[:24].decode("latin-1").encode("unicode_escape").decode("ascii")
-            yield InputDamaged(str(path), 0, f"not a WARC or ARC file (starts with '{shown}')")
-            return
-    crawl: str | None = None
-    own = fh is None
-    stream: BinaryIO = fh if fh is not None else path.open("rb")
-    it = ArchiveIterator(stream, arc2warc=True)
-    offset = 0
-    try:
-        for record in it:
-            # get_record_offset() reads the record to its end, so ask only after the body is read.
-            rtype = record.rec_type
-            if rtype == "warcinfo":
-                crawl = _warcinfo_crawl(record.content_stream().read(64 * 1024)) or crawl
-                offset = it.get_record_offset()
+    @property
+    def bytes_read(self) -> int:
+        return self.reader.bytes_read
+
+    def __iter__(self) -> Iterator[tuple[ReadItem, Position | None]]:
+        name = self.source.name
+        for rec, nxt in self.reader:
+            if isinstance(rec, Damage):
+                yield Damaged(name, rec.offset, rec.reason), nxt
                 continue
-            if rtype not in ("response", "conversion"):
-                offset = it.get_record_offset()
-                if missing := _missing_bytes(record):
-                    yield InputDamaged(str(path), offset, f"file ends inside a record: {missing} bytes missing")
-                    return
-                yield Skipped(f"record-type:{rtype}", offset)
+            if rec.skip is not None:
+                yield Skipped(rec.skip, rec.offset), nxt
                 continue
-            http = record.http_headers
-            if http is not None and http.get_statuscode():
-                content_type = http.get_header("Content-Type") or ""
-                status = int(http.get_statuscode() or 0)
-            else:
-                content_type = record.rec_headers.get_header("Content-Type") or ""
-                status = 200
-            payload_type = record.rec_headers.get_header("WARC-Identified-Payload-Type") or ""
-            if not (_is_html(content_type) or _is_html(payload_type)):
-                offset = it.get_record_offset()
-                if missing := _missing_bytes(record):
-                    yield InputDamaged(str(path), offset, f"file ends inside a record: {missing} bytes missing")
-                    return
-                yield Skipped("not-html", offset)
+            if rec.rec_type == "warcinfo":
+                self.crawl = _warcinfo_crawl(rec.payload or b"") or self.crawl
+                yield Skipped("record-type:warcinfo", rec.offset), nxt
                 continue
-            body = record.content_stream().read(limits.max_payload_bytes + 1)
-            offset = it.get_record_offset()
-            if missing := _missing_bytes(record):
-                yield InputDamaged(str(path), offset, f"file ends inside a record: {missing} bytes missing")
-                return
-            truncated = ""
-            if len(body) > limits.max_payload_bytes:
-                body = body[: limits.max_payload_bytes]
-                truncated = "length"
-            elif record.rec_headers.get_header("WARC-Truncated") or "":
-                truncated = record.rec_headers.get_header("WARC-Truncated") or "unspecified"
-            url = record.rec_headers.get_header("WARC-Target-URI") or ""
-            date = record.rec_headers.get_header("WARC-Date") or ""
-            rid = record.rec_headers.get_header("WARC-Record-ID")
-            headers: dict[str, list[str]] = {}
-            if http is not None:
-                for name, value in http.headers:
-                    lname = name.lower()
-                    if lname in KEPT_HEADERS:
-                        headers.setdefault(lname, []).append(value)
-            yield Page(
-                page_id=page_id(url, rid, date),
-                url=url,
-                fetched_at=date,
-                status=status,
-                content_type=content_type,
-                headers=headers,
-                body=body,
-                truncated=truncated,
-                lineage=Lineage(
-                    source="warc",
-                    warc_path=str(path),
-                    offset=offset,
-                    record_id=rid,
-                    warc_date=date,
-                    crawl=crawl,
-                ),
+            yield self._page(rec), nxt
+
+    def _page(self, rec: RawRecord) -> Page | Skipped:
+        headers = rec.headers
+        http = rec.http
+        content_type = (
+            http.get_header("Content-Type") if http is not None else headers.get_header("Content-Type")
+        ) or ""
+        payload = rec.payload or b""
+        if http is not None:
+            body = decode_body(
+                payload,
+                http.get_header("Transfer-Encoding") or "",
+                http.get_header("Content-Encoding") or "",
+                self.config.max_payload_bytes,
             )
-    except ArchiveLoadFailed as exc:
-        yield InputDamaged(str(path), offset, f"not a readable WARC/ARC: {exc}".strip())
-    except (OSError, EOFError, ValueError) as exc:
-        # zlib.error is an Exception subclass, not OSError; caught below.
-        yield InputDamaged(str(path), offset, f"{type(exc).__name__}: {exc}")
-    except Exception as exc:
-        yield InputDamaged(str(path), offset, f"{type(exc).__name__}: {exc}")
-    finally:
-        if own:
-            stream.close()
-
-
-def _missing_bytes(record: Any) -> int:
-    """Bytes a record declared but the file did not hold (after warcio read it to its end)."""
-    return int(getattr(record.raw_stream, "limit", 0) or 0)
+        else:
+            body = decode_body(payload, "", "", self.config.max_payload_bytes)
+        data = body.data
+        if not data.strip():
+            return Skipped("empty-payload", rec.offset)
+        binary = sniff_binary(data[:1024])
+        if binary is not None:
+            return Skipped(f"binary:{binary}", rec.offset)
+        unlabelled = html_verdict(headers.get_header("WARC-Identified-Payload-Type"), content_type) == "sniff"
+        if unlabelled and not looks_like_html(data[:1024]):
+            return Skipped("not-html:unlabelled", rec.offset)
+        url = (headers.get_header("WARC-Target-URI") or "").strip()
+        if not url:
+            return Skipped("no-target-uri", rec.offset)
+        truncated = body.truncated or ("length" if not rec.payload_complete else "")
+        if not truncated:
+            truncated = (headers.get_header("WARC-Truncated") or "").strip().lower()
+        date = (headers.get_header("WARC-Date") or "").strip()
+        # warcio invents a random WARC-Record-ID for ARC records: not an identity, leave it out.
+        rid = (headers.get_header("WARC-Record-ID") or "").strip() or None if rec.fmt == "warc" else None
+        kept: dict[str, list[str]] = {}
+        if http is not None:
+            for hname, value in http.headers:
+                lname = hname.lower()
+                if lname in KEPT_HEADERS:
+                    kept.setdefault(lname, []).append(value)
+        status = 200
+        if http is not None:
+            try:
+                status = int(http.get_statuscode() or 0)
+            except (TypeError, ValueError):
+                status = 0
+        return Page(
+            page_id=page_id(url, rid, date),
+            url=url,
+            fetched_at=date,
+            status=status,
+            content_type=content_type,
+            headers=kept,
+            body=data,
+            truncated=truncated,
+            lineage=Lineage(
+                source="warc",
+                warc_path=self.source.name,
+                offset=rec.offset,
+                length=rec.length,
+                record_id=rid,
+                warc_date=date or None,
+                crawl=self.crawl,
+            ),
+        )
 
 
 def _warcinfo_crawl(block: bytes) -> str | None:
-    for line in block.decode("utf-8", "replace").splitlines():
+    for line in block[:65536].decode("utf-8", "replace").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() == "ispartof":
             return value.strip() or None
     return None
+
+
+def iter_warc(path: str | Path, config: ReplayConfig | None = None) -> Iterator[ReadItem]:
+    """Every item of one local archive, in order (a convenience over :class:`WarcReader`)."""
+    from crawler.sources import LocalSource
+
+    for item, _next in WarcReader(LocalSource(str(path)), config):
+        yield item

@@ -14,7 +14,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,51 +120,6 @@ def run(
     if summary_json:
         summary_json.write_text(json.dumps(summary.to_dict(), indent=2))
     if summary.failed_inputs:
-        raise typer.Exit(EXIT_PARTIAL)
-
-
-# ------------------------------------------------------------------------------------------ replay
-@app.command()
-def replay(
-    inputs: Annotated[list[str], typer.Argument(help="WARC/ARC files, directories or globs.")],
-    bootstrap: BootstrapOpt = None,
-    config: ConfigOpt = None,
-    create_topics: Annotated[bool, typer.Option(help="Create missing topics first.")] = True,
-    summary_json: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
-    verbose: VerboseOpt = 0,
-    json_logs: JsonLogsOpt = False,
-) -> None:
-    """Publish the HTML pages of WARC archives to Kafka (pages.raw)."""
-    setup_logging(verbose, json_logs)
-    cfg = _config(config, _bus_overrides(bootstrap))
-    from crawler.replay import Replayer
-    from headrace.pipeline import topics_for
-    from streams.kafka import KafkaBus
-
-    topics = topics_for(cfg)
-    bus = KafkaBus(cfg.kafka)
-    try:
-        if create_topics:
-            bus.ensure_topics(topics.specs(cfg.bus.partitions, cfg.kafka.min_insync_replicas))
-        publisher = bus.publisher()
-        t0 = time.perf_counter()
-        report = Replayer(publisher, topics.pages_raw, cfg.replay, batch_size=cfg.bus.batch_size).replay(inputs)
-        publisher.close()
-        elapsed = time.perf_counter() - t0
-    finally:
-        bus.close()
-    data = {
-        "records_read": report.records,
-        "pages_published": report.pages,
-        "elapsed_s": round(elapsed, 3),
-        "pages_per_s": round(report.pages / elapsed, 1) if elapsed else 0.0,
-        "skipped_records": dict(report.skipped()),
-        "failed_inputs": {i.path: i.errors for i in report.failed_inputs},
-    }
-    Console().print_json(json.dumps(data))
-    if summary_json:
-        summary_json.write_text(json.dumps(data, indent=2))
-    if report.failed_inputs:
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -394,7 +348,8 @@ def version() -> None:
     print(headrace_version())
 
 
-import headrace.cli_dedup  # noqa: E402, F401 - registers `headrace dedup ...`
+import headrace.cli_dedup  # noqa: E402 - registers `headrace dedup ...`
+import headrace.cli_replay  # noqa: E402, F401  (registers `headrace replay`)
 from headrace import cli_crawl  # noqa: E402, F401  (registers `headrace crawl`)
 
 

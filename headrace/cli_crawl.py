@@ -178,7 +178,7 @@ def crawl(
         overrides["kafka"] = {"bootstrap": bootstrap}
     cfg = _config(config, overrides)
 
-    from crawler.config import CrawlConfigError
+    from crawler.crawl_config import CrawlConfigError
     from crawler.pipeline import PageSink
     from crawler.run import run_crawl
     from crawler.seeds import SeedError, file_seeds

@@ -23,8 +23,8 @@ import msgspec
 from consumers.dedup.stage import DedupConfig
 from consumers.extract import ExtractConfig
 from consumers.shards.sink import ShardConfig
-from crawler.config import CrawlConfig
-from crawler.warc import ReadLimits
+from crawler.crawl_config import CrawlConfig
+from crawler.replay_config import ReplayConfig
 from headrace.ops.config import OpsConfig
 from streams.kafka import KafkaSettings
 
@@ -48,7 +48,7 @@ class BusConfig:
 class PipelineConfig:
     bus: BusConfig = field(default_factory=BusConfig)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
-    replay: ReadLimits = field(default_factory=ReadLimits)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)

@@ -18,7 +18,6 @@ from compliance.blocklist import EmptyBlocklist
 from consumers.ledger import LedgerSink
 from consumers.runner import ChannelRunner, Heartbeat
 from consumers.shards.sink import ShardSink
-from consumers.stats import Stats
 from headrace.config import PipelineConfig
 from headrace.ops import GracefulShutdown, serve
 from headrace.pipeline import (
@@ -30,6 +29,7 @@ from headrace.pipeline import (
 )
 from streams.bus import TopicPartition, lag
 from streams.kafka import KafkaBus
+from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from compliance.blocklist import Blocklist, EmptyBlocklist
 from consumers.ledger import LedgerSink
 from consumers.runner import ChannelRunner
 from consumers.shards.sink import ShardSink
-from consumers.stats import Stats
 from crawler.replay import InputReport, Replayer
 from headrace.config import PipelineConfig
 from headrace.pipeline import build_dedup_handler, build_process_handler, pipeline_id, topics_for
 from streams.memory import InMemoryBus
+from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class RunSummary:
     drops: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     dead_letters: int = 0
+    damaged_records: int = 0
     pipeline: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -72,16 +73,8 @@ class RunSummary:
             "drops": dict(sorted(self.drops.items())),
             "skipped_records": dict(sorted(self.skipped.items())),
             "dead_letters": self.dead_letters,
-            "inputs": [
-                {
-                    "path": i.path,
-                    "records": i.records,
-                    "pages": i.pages,
-                    "skipped": dict(i.skipped),
-                    "errors": i.errors,
-                }
-                for i in self.inputs
-            ],
+            "damaged_records": self.damaged_records,
+            "inputs": [i.to_dict() for i in self.inputs],
             "failed_inputs": [i.path for i in self.failed_inputs],
             "stats": self.stats,
         }
@@ -160,12 +153,15 @@ class EmbeddedPipeline:
     def run(self, inputs: Sequence[str]) -> RunSummary:
         t0 = time.perf_counter()
         summary = RunSummary(out_dir=str(self.out_dir), pipeline=pipeline_id(self.config))
+        # Drain the stage groups after every bus batch of pages: bounded memory, steady progress.
+        replay_cfg = replace(self.config.replay, checkpoint_pages=self.config.bus.batch_size)
         replayer = Replayer(
             self.bus.publisher(),
-            self.topics.pages_raw,
-            self.config.replay,
+            self.topics,
+            replay_cfg,
             self.blocklist,
-            batch_size=self.config.bus.batch_size,
+            stats=self.stats,
+            write_checkpoints=False,  # nothing to resume: the in-memory bus dies with the process
             on_batch=self.drain,
         )
         try:
@@ -180,6 +176,7 @@ class EmbeddedPipeline:
         summary.pages_read = report.pages
         summary.records_read = report.records
         summary.skipped = report.skipped()
+        summary.damaged_records = report.damaged
         summary.docs_written = self.stats.get("shards/docs")
         summary.tokens = self.stats.get("shards/tokens")
         summary.shards_sealed = self.stats.get("shards/sealed")

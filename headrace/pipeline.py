@@ -14,8 +14,8 @@ from consumers.dedup.stage import DedupStage, open_index
 from consumers.extract import Extractor
 from consumers.handlers import DocumentHandler, ProcessHandler
 from consumers.stage import Stage
-from consumers.stats import Stats
 from headrace.config import PipelineConfig
+from streams.stats import Stats
 from streams.topics import Topics
 
 GROUPS = ("process", "dedup", "shards", "ledger")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from consumers.stats import Stats
+from streams.stats import Stats
 
 
 class PipelineProgress:

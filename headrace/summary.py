@@ -17,6 +17,7 @@ def print_run_summary(summary: RunSummary, console: Console) -> None:
     head.add_row("documents written", f"{summary.docs_written:,}")
     head.add_row("tokens", f"{summary.tokens:,}")
     head.add_row("shards sealed", f"{summary.shards_sealed:,}")
+    head.add_row("damaged records (quarantined)", f"{summary.damaged_records:,}")
     head.add_row("dead letters", f"{summary.dead_letters:,}")
     head.add_row("elapsed", f"{summary.elapsed_s:,.1f} s")
     head.add_row("throughput", f"{summary.pages_per_s:,.1f} pages/s, {summary.docs_per_s:,.1f} docs/s")

@@ -179,6 +179,7 @@ class KafkaBus:
         self.settings = settings
         self._admin: KafkaAdminClient | None = None
         self._meta: KafkaConsumer | None = None
+        self._meta_uncommitted: KafkaConsumer | None = None
         self._cluster_id: str | None = None
 
     def _admin_client(self) -> KafkaAdminClient:
@@ -238,6 +239,14 @@ class KafkaBus:
         res = self._meta_consumer().end_offsets([_ktp(tp) for tp in tps])
         return {_tp(k): int(v) for k, v in res.items()}
 
+    def log_end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        if self._meta_uncommitted is None:
+            cfg = consumer_config(self.settings, None)
+            cfg["isolation_level"] = "read_uncommitted"
+            self._meta_uncommitted = KafkaConsumer(**cfg)
+        res = self._meta_uncommitted.end_offsets([_ktp(tp) for tp in tps])
+        return {_tp(k): int(v) for k, v in res.items()}
+
     def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         res = self._meta_consumer().beginning_offsets([_ktp(tp) for tp in tps])
         return {_tp(k): int(v) for k, v in res.items()}
@@ -280,6 +289,9 @@ class KafkaBus:
         if self._meta is not None:
             self._meta.close()
             self._meta = None
+        if self._meta_uncommitted is not None:
+            self._meta_uncommitted.close()
+            self._meta_uncommitted = None
 
 
 class KafkaPublisher:

@@ -85,6 +85,10 @@ class InMemoryBus:
         with self._lock:
             return {tp: self._topic(tp.topic)[tp.partition].end for tp in tps}
 
+    def log_end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        # Transactional publishers append only at commit, so no open transaction is ever in the log.
+        return self.end_offsets(tps)
+
     def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         with self._lock:
             return {tp: self._topic(tp.topic)[tp.partition].base for tp in tps}

@@ -36,7 +36,6 @@ from consumers.shards.manifest import (
 from consumers.shards.tokenizer import Tokenizer, load_tokenizer
 from consumers.shards.writer import OpenShard, clean_orphans
 from consumers.stage import Drop
-from consumers.stats import Stats
 from streams.bus import (
     BusError,
     FencedError,
@@ -49,6 +48,7 @@ from streams.bus import (
 )
 from streams.codec import DecodeError, decode_as, encode
 from streams.records import Document
+from streams.stats import Stats
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)

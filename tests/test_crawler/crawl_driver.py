@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from crawler.config import CrawlConfig
+from crawler.crawl_config import CrawlConfig
 from crawler.pipeline import PageSink
 from crawler.run import run_crawl
 from crawler.seeds import list_seeds

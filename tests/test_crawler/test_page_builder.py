@@ -8,8 +8,8 @@ import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse
 
-from crawler.config import CrawlConfig, CrawlConfigError
 from crawler.context import CrawlContext
+from crawler.crawl_config import CrawlConfig, CrawlConfigError
 from crawler.page_builder import build_page, refused_page
 from crawler.pipeline import PageSink
 from crawler.robots_middleware import SIGNALS_META, PolicyRefusal

@@ -16,12 +16,12 @@ import pytest
 from consumers.extract import Extractor
 from consumers.handlers import ProcessHandler
 from consumers.runner import ChannelRunner
-from consumers.stats import Stats
 from streams.bus import Bus, FencedError, Message, Outgoing, Subscriber, TopicPartition
 from streams.codec import decode_as
 from streams.kafka import KafkaBus, KafkaSettings
 from streams.memory import InMemoryBus
 from streams.records import DeadLetter
+from streams.stats import Stats
 from streams.topics import Topics, TopicSpec
 
 PARTITIONS = 3

@@ -9,11 +9,11 @@ import pytest
 from consumers.shards.reader import iter_documents, list_shards, verify_shards
 from consumers.shards.sink import DocIdIndex, ShardConfig, ShardSink
 from consumers.shards.writer import OpenShard, clean_orphans
-from consumers.stats import Stats
 from streams.bus import FencedError, TopicPartition
 from streams.codec import encode
 from streams.memory import InMemoryBus
 from streams.records import Document
+from streams.stats import Stats
 from streams.topics import Topics
 
 TOPICS = Topics()
