@@ -172,7 +172,10 @@ def consume(
     bootstrap: BootstrapOpt = "127.0.0.1:9092",
     config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Shard folder (shards) or ledger folder (ledger).")] = None,
-    instance_id: Annotated[str | None, typer.Option(help="Stable member id (pod name); default host-pid.")] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(help="Stable member id (pod name): static group membership. Default host-pid, dynamic."),
+    ] = None,
     idle_exit: Annotated[
         float | None, typer.Option(help="Exit after this many idle seconds (batch jobs, tests).")
     ] = None,
@@ -197,6 +200,7 @@ def consume(
         instance_id=instance_id or _instance_id(),
         idle_exit_s=idle_exit,
         create_topics=create_topics,
+        static_membership=bool(instance_id or os.environ.get("HEADRACE_INSTANCE_ID")),
     )
     Console().print_json(json.dumps(stats.snapshot()["counts"]))
 

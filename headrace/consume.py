@@ -36,7 +36,16 @@ def run_group(
     idle_exit_s: float | None = None,
     create_topics: bool = True,
     stats: Stats | None = None,
+    static_membership: bool = False,
 ) -> Stats:
+    """Run one stage group until ``stop`` is set (or it was idle ``idle_exit_s``).
+
+    ``static_membership``: join as ``group.instance.id = instance_id`` (KIP-345). Use it when the
+    instance id is stable across restarts (a StatefulSet pod name): a restarted member takes its
+    partitions back at once instead of waiting for the dead one's session to expire, and the broker
+    fences the old incarnation. The transactional id is ``<group>-<instance_id>`` either way, so a
+    restart with the same id also aborts the dead incarnation's open transaction.
+    """
     stats = stats or Stats()
     topics = topics_for(config)
     bus = KafkaBus(config.kafka)
@@ -44,6 +53,7 @@ def run_group(
         bus.ensure_topics(topics.specs(config.bus.partitions, config.kafka.min_insync_replicas))
     blocklist = EmptyBlocklist()
     gid = group_id(config, group)
+    member = instance_id if static_membership else None
     log.info("starting group %s as %s on %s", gid, instance_id, config.kafka.bootstrap)
     try:
         if group in ("process", "dedup"):
@@ -53,7 +63,7 @@ def run_group(
             else:
                 handler = build_dedup_handler(config, stats)  # type: ignore[assignment]
                 source = topics.docs_clean
-            channel = bus.channel(gid, [source], transactional_id=f"{gid}-{instance_id}")
+            channel = bus.channel(gid, [source], transactional_id=f"{gid}-{instance_id}", instance_id=member)
             runner = ChannelRunner(channel, handler, stats, max_records=config.bus.batch_size)
             try:
                 runner.run(stop, idle_exit_s)
@@ -70,7 +80,7 @@ def run_group(
                 blocklist=blocklist,
                 pipeline=pipeline_id(config),
             )
-            sink.attach(bus.subscriber(gid, [topics.docs_unique], listener=sink.listener(), instance_id=None))
+            sink.attach(bus.subscriber(gid, [topics.docs_unique], listener=sink.listener(), instance_id=member))
             _loop(sink.step, stop, idle_exit_s)
             sink.flush_all()  # SIGTERM: seal what we have and commit it before leaving the group
             sink.close()
