@@ -354,6 +354,9 @@ def shards_verify(
                 "tokens": report.tokens,
                 "problems": report.problems,
                 "duplicate_doc_ids": report.duplicate_doc_ids,
+                "retired_shards": report.retired,
+                "pending_retirements": report.pending_retirements,
+                "unsealed_files": report.unsealed_files,
             },
             indent=2,
         )
@@ -368,6 +371,9 @@ def version() -> None:
     from headrace.pipeline import headrace_version
 
     print(headrace_version())
+
+
+import headrace.cli_shards  # noqa: E402,F401  (registers `shards merge`)
 
 
 def main() -> None:

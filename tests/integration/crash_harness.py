@@ -192,8 +192,25 @@ class Fleet:
         if not killed_by_us and rc != 0:
             self.crashes[slot.group] += 1
 
-    def kill_random(self) -> Slot:
-        slot = self.rng.choice(self.slots)
+    def ready(self, slot: Slot) -> bool:
+        """The process has started its group loop (it logged so): a kill now hits real work."""
+        if slot.proc is None or slot.proc.poll() is not None or slot.log is None:
+            return False
+        try:
+            return b"starting group" in slot.log.read_bytes()
+        except OSError:
+            return False
+
+    def kill_random(self, wait_ready: float = 30.0) -> Slot:
+        """SIGKILL a random member that is up and working (waiting for one if all are starting)."""
+        deadline = time.monotonic() + wait_ready
+        while True:
+            self.reap()
+            up = [s for s in self.slots if self.ready(s)]
+            if up or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        slot = self.rng.choice(up or self.slots)
         if slot.proc is not None and slot.proc.poll() is None:
             slot.proc.send_signal(signal.SIGKILL)
             rc = slot.proc.wait()
