@@ -84,12 +84,22 @@ def run_kafka(inputs: list[str], work: Path, bootstrap: str, expected: int, time
     subprocess.run(hr("topics", "create", "--bootstrap", bootstrap), env=env, capture_output=True, check=True)
     t0 = time.perf_counter()
     procs = [
-        subprocess.Popen(hr("consume", g, "--bootstrap", bootstrap, "--out", str(shards)), env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            hr("consume", g, "--bootstrap", bootstrap, "--out", str(shards)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for g in ("process", "dedup", "shards")
     ]
-    procs.append(subprocess.Popen(hr("replay", *inputs, "--bootstrap", bootstrap), env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    procs.append(
+        subprocess.Popen(
+            hr("replay", *inputs, "--bootstrap", bootstrap),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
     try:
         while True:
             docs = sum(sealed_doc_ids(shards).values())

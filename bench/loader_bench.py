@@ -127,7 +127,9 @@ dl = torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, num_work
 t0 = time.perf_counter(); n = 0
 for b in dl:
     n += b["input_ids"].shape[0] * seq_len
-print(json.dumps({"tokens": n, "seconds": time.perf_counter() - t0, "datatrove": __import__("datatrove").__version__ if hasattr(__import__("datatrove"), "__version__") else "0.10.1", "torch": torch.__version__}))
+from importlib.metadata import version
+print(json.dumps({"tokens": n, "seconds": time.perf_counter() - t0, "datatrove": version("datatrove"),
+                  "torch": torch.__version__}))
 """
 
 
@@ -209,27 +211,50 @@ def main() -> None:
         import torch
 
         pinned = "pinned" if torch.cuda.is_available() else "not pinned: no CUDA"
-        rows.append((f"headrace TorchShardLoader, 1 worker ({pinned})", median_rate(lambda: headrace_torch(shards, L, B), R), ""))
+        rows.append(
+            (
+                f"headrace TorchShardLoader, 1 worker ({pinned})",
+                median_rate(lambda: headrace_torch(shards, L, B), R),
+                "",
+            )
+        )
     except ImportError:
         rows.append(("headrace TorchShardLoader", None, "skipped: torch not installed in this interpreter"))
     dt_rates: dict[str, float] = {}
     for mode in ("sequential", "random"):
-        probe = datatrove_real(args.datatrove_python, ds_folder, L, B, mode) if Path(args.datatrove_python).exists() else {"error": "no interpreter"}
+        probe = (
+            datatrove_real(args.datatrove_python, ds_folder, L, B, mode)
+            if Path(args.datatrove_python).exists()
+            else {"error": "no interpreter"}
+        )
         if "error" not in probe:
             rates = [probe["tokens"] / probe["seconds"]]
             for _ in range(R - 1):
                 r = datatrove_real(args.datatrove_python, ds_folder, L, B, mode)
                 rates.append(r["tokens"] / r["seconds"])
             rate = statistics.median(rates)
-            rows.append((f"datatrove DatatroveFolderDataset + DataLoader, {mode}", rate, f"datatrove {probe['datatrove']}, torch {probe['torch']}"))
+            rows.append(
+                (
+                    f"datatrove DatatroveFolderDataset + DataLoader, {mode}",
+                    rate,
+                    f"datatrove {probe['datatrove']}, torch {probe['torch']}",
+                )
+            )
         else:
             rate = median_rate(lambda m=mode: datatrove_logic(ds_folder, L, B, m), R)
-            rows.append((f"datatrove read path re-implemented (no torch), {mode}", rate, f"real class unavailable: {probe['error'][:120]}"))
+            rows.append(
+                (
+                    f"datatrove read path re-implemented (no torch), {mode}",
+                    rate,
+                    f"real class unavailable: {probe['error'][:120]}",
+                )
+            )
         dt_rates[mode] = rate
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
-        f"corpus: {total:,} tokens in {len(list_shards(shards))} shards (uint16), seq_len {L}, batch {B}, medians of {R} runs",
+        f"corpus: {total:,} tokens in {len(list_shards(shards))} shards (uint16), seq_len {L}, batch {B}, "
+        f"medians of {R} runs",
         "",
         "| reader | M tokens/s per worker | note |",
         "| --- | ---: | --- |",

@@ -73,7 +73,7 @@ class _EpochSteps:
 def _dataset(steps: _EpochSteps) -> Any:
     torch = _torch()
 
-    class EpochDataset(torch.utils.data.IterableDataset):  # type: ignore[misc, name-defined]
+    class EpochDataset(torch.utils.data.IterableDataset):  # type: ignore[name-defined]
         def __iter__(self) -> Iterator[dict[str, Any]]:
             info = torch.utils.data.get_worker_info()
             wid, n = (info.id, info.num_workers) if info is not None else (0, 1)

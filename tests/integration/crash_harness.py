@@ -148,6 +148,9 @@ class Fleet:
     replicas: dict[str, int] = field(default_factory=lambda: {"process": 2, "dedup": 2, "shards": 2})
     rng: random.Random = field(default_factory=lambda: random.Random(11))
     arm_faults: bool = True
+    #: Fault points for the first launch of a slot (instance id -> "point:count"), e.g. to make sure a
+    #: shard writer dies between a seal and its commit at least once.
+    first_faults: dict[str, str] = field(default_factory=dict)
     slots: list[Slot] = field(default_factory=list)
     harness_kills: int = 0
     fault_hits: Counter[str] = field(default_factory=Counter)
@@ -172,6 +175,9 @@ class Fleet:
         slot.fault, count = self._choose_fault(slot.group)
         if slot.fault:
             env["HEADRACE_FAULT_POINT"] = f"{slot.fault}:{count}"
+        if slot.launches == 1 and self.arm_faults and slot.instance_id in self.first_faults:
+            env["HEADRACE_FAULT_POINT"] = self.first_faults[slot.instance_id]
+            slot.fault = self.first_faults[slot.instance_id].split(":")[0]
         args = ["consume", slot.group, "--bootstrap", self.bootstrap, "--instance-id", slot.instance_id, "-v"]
         if slot.group == "shards":
             args += ["--out", str(self.shards_dir)]

@@ -112,7 +112,16 @@ def test_sigkill_storm_then_replay_is_exactly_once(
     rng = random.Random(SEED)
     env = base_env(f"crash-{uuid.uuid4().hex[:8]}.")
     shards_dir = tmp_path / "shards"
-    fleet = Fleet(kafka_bootstrap, env, tmp_path / "logs", shards_dir, rng=random.Random(SEED + 1))
+    fleet = Fleet(
+        kafka_bootstrap,
+        env,
+        tmp_path / "logs",
+        shards_dir,
+        rng=random.Random(SEED + 1),
+        # Both shard writers die right after their first seal, before committing: the warm-up below
+        # cannot finish without at least one kill between seal and commit.
+        first_faults={"shards-0": "shards.after-seal:1", "shards-1": "shards.after-seal:1"},
+    )
     probe = PipelineProbe(kafka_bootstrap, env)
     kills: list[dict[str, Any]] = []
     published = 0
@@ -120,9 +129,18 @@ def test_sigkill_storm_then_replay_is_exactly_once(
     replay_rc: list[int] = []
     try:
         fleet.start()
-        # The producer publishes the files over the kill phase so the kills land mid-stream.
+        # Warm-up: the first file flows through until a shard is sealed, so that the kills below hit a
+        # pipeline that is sealing and committing, not one still starting up.
+        replay_rc.append(run_replay(kafka_bootstrap, env, files[:1], tmp_path / "replay.log"))
+        published = 1
+        deadline = time.monotonic() + 300
+        while not sealed_doc_ids(shards_dir):
+            assert time.monotonic() < deadline, f"nothing sealed in 300 s; logs in {fleet.workdir}"
+            fleet.reap()
+            time.sleep(0.5)
+        # The producer publishes the other files over the kill phase so the kills land mid-stream.
         while fleet.harness_kills < KILLS or published < len(files):
-            due = min(len(files), 1 + fleet.harness_kills * len(files) // max(1, KILLS - 5))
+            due = min(len(files), 2 + fleet.harness_kills * len(files) // max(1, KILLS - 5))
             if published < due and (producer is None or not producer.is_alive()):
                 batch = files[published:due]
                 producer = threading.Thread(
@@ -132,7 +150,7 @@ def test_sigkill_storm_then_replay_is_exactly_once(
                 )
                 producer.start()
                 published = due
-            time.sleep(rng.uniform(0.5, 3.0))
+            time.sleep(rng.uniform(0.3, 2.0))
             fleet.reap()
             victim = fleet.kill_random()
             sealed = sum(sealed_doc_ids(shards_dir).values())
@@ -149,7 +167,7 @@ def test_sigkill_storm_then_replay_is_exactly_once(
         check_exactly_once(got, expected, shards_dir)
 
         # Mid-stream: input was already published and not everything was sealed yet.
-        mid_stream = sum(1 for k in kills if k["published"] and k["sealed"] < len(expected))
+        mid_stream = sum(1 for k in kills if 0 < k["sealed"] < len(expected))
         summary = {
             "pages": PAGES,
             "expected_docs": len(expected),
