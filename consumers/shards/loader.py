@@ -247,11 +247,17 @@ class ShardLoader:
     broadcasts rank 0's), or restore them all from one ``state_dict()``.
     """
 
-    def __init__(self, directory: Path | str, config: LoaderConfig, shard_lister: ShardLister | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        config: LoaderConfig,
+        shard_lister: ShardLister | None = None,
+        catalog: ShardCatalog | None = None,
+    ) -> None:
         config.check()
         self.directory = Path(directory)
         self.config = config
-        self.catalog = ShardCatalog(self.directory)
+        self.catalog = catalog or ShardCatalog(self.directory)  # dataloader workers reuse the parent's
         self._lister = shard_lister
         self.epoch = 0
         self.step = 0

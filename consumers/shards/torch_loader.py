@@ -12,7 +12,8 @@ keeps the numpy core's guarantees:
   planned or refreshed, so all ranks pack the same shard set.
 
 A batch is a dict: ``input_ids`` and ``labels`` (views of one ``(batch, seq_len + 1)`` tensor, pinned
-when ``pin_memory``), ``sample_ids`` (for :meth:`ShardLoader.sample_docs`), ``epoch`` and ``step``.
+when ``pin_memory``), ``sample_ids`` (a list, for :meth:`ShardLoader.sample_docs`), ``epoch`` and
+``step``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from consumers.shards.loader import EpochPlan, LoaderConfig, LoaderError, ShardLoader, ShardRef
+from consumers.shards.loader import EpochPlan, LoaderConfig, LoaderError, ShardCatalog, ShardLoader, ShardRef
 
 
 def _torch() -> Any:
@@ -52,19 +53,21 @@ def _broadcast_lister(core: ShardLoader) -> Any:
 class _EpochSteps:
     """The picklable description of 'the rest of this epoch' that each worker rebuilds its view from."""
 
-    def __init__(self, directory: Path, config: LoaderConfig, state: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, config: LoaderConfig, state: dict[str, Any], catalog: ShardCatalog) -> None:
         self.directory = directory
         self.config = config
         self.state = state
+        self.catalog = catalog  # inherited (fork) or pickled: workers do not re-read the manifests
 
     def batches(self, worker_id: int, num_workers: int) -> Iterator[dict[str, Any]]:
         torch = _torch()
-        view = ShardLoader(self.directory, self.config)
+        view = ShardLoader(self.directory, self.config, catalog=self.catalog)
         view.load_state_dict(self.state)
         for batch in view.iter_steps(view.step, worker_id, num_workers):
             yield {
                 "tokens": torch.from_numpy(batch.tokens),
-                "sample_ids": torch.from_numpy(batch.sample_ids),
+                # A list, not a tensor: every tensor costs a shared-memory segment on the way back.
+                "sample_ids": batch.sample_ids.tolist(),
                 "epoch": batch.epoch,
                 "step": batch.step,
             }
@@ -122,7 +125,7 @@ class TorchShardLoader:
         torch = _torch()
         core = self.core
         plan = core.plan
-        steps = _EpochSteps(core.directory, core.config, core.state_dict())
+        steps = _EpochSteps(core.directory, core.config, core.state_dict(), core.catalog)
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0:
             kwargs["prefetch_factor"] = self.prefetch_factor

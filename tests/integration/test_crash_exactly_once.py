@@ -215,19 +215,28 @@ def test_broker_restart_mid_stream_is_exactly_once(
     probe: PipelineProbe | None = None
     try:
         fleet.start()
-        assert run_replay(bootstrap, env, files, tmp_path / "replay.log") == 0
-        deadline = time.monotonic() + 180
-        while not 0 < sum(sealed_doc_ids(shards_dir).values()) < len(expected) // 2:
+        rcs: list[int] = []
+        producer = threading.Thread(target=lambda: rcs.append(run_replay(bootstrap, env, files, tmp_path / "r.log")))
+        producer.start()
+        deadline = time.monotonic() + 300
+        while not sealed_doc_ids(shards_dir):  # restart as soon as the first shard is sealed
             assert time.monotonic() < deadline, f"no shard sealed; logs in {fleet.workdir}"
             fleet.reap()
             time.sleep(0.2)
         sealed_at_restart = sum(sealed_doc_ids(shards_dir).values())
         kafka_local_broker.restart()
+        producer.join()
+        assert rcs == [0], "replay failed across the broker restart"
         probe = PipelineProbe(bootstrap, env)
         wait_until_settled(probe, fleet, shards_dir, expected, timeout=300)
         time.sleep(3)
         fleet.stop()
-        print(json.dumps({"sealed_at_restart": sealed_at_restart, "crashes": dict(fleet.crashes)}))
+        print(
+            json.dumps(
+                {"sealed_at_restart": sealed_at_restart, "expected": len(expected), "crashes": dict(fleet.crashes)}
+            )
+        )
+        assert sealed_at_restart < len(expected)  # the restart really happened mid-stream
         check_exactly_once(sealed_doc_ids(shards_dir), expected, shards_dir)
     finally:
         fleet.kill_all()
