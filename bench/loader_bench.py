@@ -12,12 +12,13 @@ What is measured, every row in one process on one core (a "worker"), page cache 
   ``(batch, seq_len + 1)`` blocks; no shuffle, no bookkeeping. Nothing that delivers int64 batches
   from these files can be faster.
 * ``headrace ShardLoader``: the numpy core, seeded shuffle over the whole epoch, packing across shards.
-* ``headrace TorchShardLoader``: the PyTorch adapter with one dataloader worker (pinned memory when
-  CUDA is present); only when ``torch`` imports in this interpreter.
+* ``headrace TorchShardLoader``: the PyTorch adapter in-process (``num_workers=0``) and with one
+  dataloader worker process (pinned memory when CUDA is present; the first batch, i.e. worker
+  start-up, is not timed); only when ``torch`` imports in this interpreter.
 * ``datatrove DatatroveFolderDataset``: datatrove 0.10.1's own class over the same bytes (our ``.bin``
-  files linked as ``.ds``), through a PyTorch ``DataLoader(batch_size=batch, num_workers=0)``, in its
-  intended sequential order and with random order; run by ``--datatrove-python`` (an interpreter with
-  datatrove and torch). Without torch there, the row is datatrove's read path re-implemented
+  files linked as ``.ds``), through a PyTorch ``DataLoader(batch_size=batch)`` in-process in its
+  intended sequential order and in random order, and with one worker process; run by
+  ``--datatrove-python`` (an interpreter with datatrove and torch). Without torch there, the row is datatrove's read path re-implemented
   (seek + read + ``frombuffer`` + ``astype(int64)`` per sample, then stack), and says so.
 """
 
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +79,11 @@ def warm(directory: Path) -> None:
 
 
 def memmap_limit(directory: Path, seq_len: int, batch: int) -> tuple[int, float]:
+    maps = [np.asarray(shard.tokens()) for shard in list_shards(directory)]  # plain ndarray views of the maps
     t0 = time.perf_counter()
     n = 0
     width = seq_len + 1
-    for shard in list_shards(directory):
-        mm = np.asarray(shard.tokens())  # plain ndarray view of the map
+    for mm in maps:
         block = batch * width
         for a in range(0, len(mm) - block + 1, block):
             out = np.asarray(mm[a : a + block], dtype=np.int64).reshape(batch, width)
@@ -99,10 +101,11 @@ def headrace_numpy(directory: Path, seq_len: int, batch: int) -> tuple[int, floa
     return n, time.perf_counter() - t0
 
 
-def headrace_torch(directory: Path, seq_len: int, batch: int) -> tuple[int, float]:
+def headrace_torch(directory: Path, seq_len: int, batch: int, workers: int = 1) -> tuple[int, float]:
     from consumers.shards.torch_loader import TorchShardLoader
 
-    loader = TorchShardLoader(directory, LoaderConfig(seq_len=seq_len, batch_size=batch, seed=1), num_workers=1)
+    cfg = LoaderConfig(seq_len=seq_len, batch_size=batch, seed=1)
+    loader = TorchShardLoader(directory, cfg, num_workers=workers)
     _ = loader.plan
     n = 0
     t0 = 0.0
@@ -118,6 +121,7 @@ DATATROVE_SCRIPT = r"""
 import json, sys, time
 import numpy as np
 folder, seq_len, batch, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+workers = 1 if mode.endswith("1 worker") else 0
 try:
     import torch
     from datatrove.utils.dataset import DatatroveFolderDataset
@@ -125,10 +129,14 @@ except ImportError as exc:
     print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
     sys.exit(0)
 ds = DatatroveFolderDataset(folder, seq_len=seq_len, token_size=2)
-sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(1)) if mode == "random" else None
-dl = torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=0, drop_last=True)
-t0 = time.perf_counter(); n = 0
-for b in dl:
+rnd = mode.startswith("random")
+sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(1)) if rnd else None
+dl = torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True)
+n = 0
+for i, b in enumerate(dl):
+    if i == 0:  # worker start-up excluded, as for headrace
+        t0 = time.perf_counter()
+        continue
     n += b["input_ids"].shape[0] * seq_len
 from importlib.metadata import version
 print(json.dumps({"tokens": n, "seconds": time.perf_counter() - t0, "datatrove": version("datatrove"),
@@ -176,12 +184,13 @@ def datatrove_logic(folder: Path, seq_len: int, batch: int, mode: str) -> tuple[
     return n, time.perf_counter() - t0
 
 
-def median_rate(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
-    rates = []
-    for _ in range(runs):
-        n, s = fn()
-        rates.append(n / s)
-    return statistics.median(rates)
+def rate(result: tuple[int, float] | dict) -> float:
+    if isinstance(result, dict):
+        if "error" in result:
+            raise SystemExit(f"datatrove run failed: {result['error']}")
+        return result["tokens"] / result["seconds"]
+    n, seconds = result
+    return n / seconds
 
 
 def main() -> None:
@@ -206,53 +215,59 @@ def main() -> None:
     warm(shards)
     total = sum(s.manifest.tokens for s in list_shards(shards))
     L, B, R = args.seq_len, args.batch, args.runs
-    rows: list[tuple[str, float | None, str]] = []
-    rows.append(("numpy memmap (limit), sequential", median_rate(lambda: memmap_limit(shards, L, B), R), ""))
-    ours = median_rate(lambda: headrace_numpy(shards, L, B), R)
-    rows.append(("headrace ShardLoader (numpy), shuffled", ours, ""))
+    readers: list[tuple[str, str, Callable[[], float]]] = [
+        ("numpy memmap (limit), sequential", "", lambda: rate(memmap_limit(shards, L, B))),
+        ("headrace ShardLoader (numpy), shuffled", "", lambda: rate(headrace_numpy(shards, L, B))),
+    ]
+    skipped: list[tuple[str, str]] = []
     try:
         import torch
 
         pinned = "pinned" if torch.cuda.is_available() else "not pinned: no CUDA"
-        rows.append(
+        readers.append(
             (
-                f"headrace TorchShardLoader, 1 worker ({pinned})",
-                median_rate(lambda: headrace_torch(shards, L, B), R),
+                "headrace TorchShardLoader, in-process (num_workers=0)",
                 "",
+                lambda: rate(headrace_torch(shards, L, B, workers=0)),
             )
         )
-    except ImportError:
-        rows.append(("headrace TorchShardLoader", None, "skipped: torch not installed in this interpreter"))
-    dt_rates: dict[str, float] = {}
-    for mode in ("sequential", "random"):
-        probe = (
-            datatrove_real(args.datatrove_python, ds_folder, L, B, mode)
-            if Path(args.datatrove_python).exists()
-            else {"error": "no interpreter"}
+        readers.append(
+            (f"headrace TorchShardLoader, 1 worker ({pinned})", "", lambda: rate(headrace_torch(shards, L, B)))
         )
+    except ImportError:
+        skipped.append(("headrace TorchShardLoader", "skipped: torch not installed in this interpreter"))
+    for mode in ("sequential", "random", "sequential, 1 worker"):
+        have = Path(args.datatrove_python).exists()
+        probe = datatrove_real(args.datatrove_python, ds_folder, L, B, mode) if have else {"error": "no interpreter"}
         if "error" not in probe:
-            rates = [probe["tokens"] / probe["seconds"]]
-            for _ in range(R - 1):
-                r = datatrove_real(args.datatrove_python, ds_folder, L, B, mode)
-                rates.append(r["tokens"] / r["seconds"])
-            rate = statistics.median(rates)
-            rows.append(
+            readers.append(
                 (
                     f"datatrove DatatroveFolderDataset + DataLoader, {mode}",
-                    rate,
                     f"datatrove {probe['datatrove']}, torch {probe['torch']}",
+                    lambda m=mode: rate(datatrove_real(args.datatrove_python, ds_folder, L, B, m)),
                 )
             )
         else:
-            rate = median_rate(lambda m=mode: datatrove_logic(ds_folder, L, B, m), R)
-            rows.append(
+            readers.append(
                 (
                     f"datatrove read path re-implemented (no torch), {mode}",
-                    rate,
                     f"real class unavailable: {probe['error'][:120]}",
+                    lambda m=mode: rate(datatrove_logic(ds_folder, L, B, m.split(",")[0])),
                 )
             )
-        dt_rates[mode] = rate
+    # Interleaved runs: a load spike on a shared machine hits every reader, not one.
+    results: dict[str, list[float]] = {name: [] for name, _, _ in readers}
+    for _ in range(R):
+        for name, _, fn in readers:
+            results[name].append(fn())
+    medians = {name: statistics.median(v) for name, v in results.items()}
+    rows: list[tuple[str, float | None, str]] = [(name, medians[name], note) for name, note, _ in readers]
+    rows += [(name, None, note) for name, note in skipped]
+    ours = medians["headrace ShardLoader (numpy), shuffled"]
+    dt_rates = {
+        mode: next(v for k, v in medians.items() if k.startswith("datatrove") and k.endswith(mode))
+        for mode in ("sequential", "random")
+    }
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
@@ -262,13 +277,32 @@ def main() -> None:
         "| reader | M tokens/s per worker | note |",
         "| --- | ---: | --- |",
     ]
-    for name, rate, note in rows:
-        lines.append(f"| {name} | {rate / 1e6:.1f} | {note} |" if rate else f"| {name} | n/a | {note} |")
+    for name, value, note in rows:
+        lines.append(f"| {name} | {value / 1e6:.1f} | {note} |" if value else f"| {name} | n/a | {note} |")
     lines.append("")
     lines.append(
-        f"headrace vs datatrove: {ours / dt_rates['sequential']:.1f}x (datatrove sequential), "
+        f"headrace numpy core vs datatrove: {ours / dt_rates['sequential']:.1f}x (datatrove sequential), "
         f"{ours / dt_rates['random']:.1f}x (datatrove random order); goal >= 10 M tokens/s and >= 5x"
     )
+    pairs = [
+        (
+            "headrace TorchShardLoader, in-process (num_workers=0)",
+            "datatrove DatatroveFolderDataset + DataLoader, sequential",
+        ),
+        (
+            "headrace TorchShardLoader, in-process (num_workers=0)",
+            "datatrove DatatroveFolderDataset + DataLoader, random",
+        ),
+        (
+            next((k for k in medians if k.startswith("headrace TorchShardLoader, 1 worker")), ""),
+            "datatrove DatatroveFolderDataset + DataLoader, sequential, 1 worker",
+        ),
+    ]
+    for a, b in pairs:
+        if a in medians and b in medians:
+            lines.append(
+                f"like for like: {a.split(', ', 1)[1]} / datatrove {b.split(', ', 1)[1]} = {medians[a] / medians[b]:.1f}x"
+            )
     text = "\n".join(lines)
     print(text)
     if args.append:

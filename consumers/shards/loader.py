@@ -346,12 +346,15 @@ class ShardLoader:
         self._doc_starts.clear()
 
     # -- reading -----------------------------------------------------------------------------------
-    def batch_at(self, step: int, plan: EpochPlan | None = None) -> Batch:
+    def batch_at(self, step: int, plan: EpochPlan | None = None, out: npt.NDArray[np.integer] | None = None) -> Batch:
+        """Rank ``config.rank``'s batch of ``step``; ``out`` (batch_size, seq_len + 1) is filled if given
+        (the PyTorch adapter passes shared memory so the batch crosses to the main process uncopied)."""
         plan = plan or self.plan
         cfg = self.config
         lo = step * plan.global_batch + cfg.rank * cfg.batch_size
         ids = plan.order[lo : lo + cfg.batch_size]
-        out = np.empty((len(ids), cfg.seq_len + 1), dtype=np.dtype(cfg.out_dtype))
+        if out is None:
+            out = np.empty((len(ids), cfg.seq_len + 1), dtype=np.dtype(cfg.out_dtype))
         self.read_samples(ids, out, plan)
         return Batch(out, ids, plan.epoch, step)
 

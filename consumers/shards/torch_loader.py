@@ -59,18 +59,25 @@ class _EpochSteps:
         self.state = state
         self.catalog = catalog  # inherited (fork) or pickled: workers do not re-read the manifests
 
-    def batches(self, worker_id: int, num_workers: int) -> Iterator[dict[str, Any]]:
+    def batches(self, worker_id: int, num_workers: int, in_worker: bool) -> Iterator[dict[str, Any]]:
         torch = _torch()
         view = ShardLoader(self.directory, self.config, catalog=self.catalog)
         view.load_state_dict(self.state)
-        for batch in view.iter_steps(view.step, worker_id, num_workers):
-            yield {
-                "tokens": torch.from_numpy(batch.tokens),
-                # A list, not a tensor: every tensor costs a shared-memory segment on the way back.
-                "sample_ids": batch.sample_ids.tolist(),
-                "epoch": batch.epoch,
-                "step": batch.step,
-            }
+        plan = view.plan
+        cfg = self.config
+        dtype = getattr(torch, cfg.out_dtype)
+        for step in range(view.step + worker_id, plan.num_steps, num_workers):
+            tokens = torch.empty((cfg.batch_size, cfg.seq_len + 1), dtype=dtype)
+            if in_worker:
+                tokens.share_memory_()  # filled in place, then handed to the main process without a copy
+            batch = view.batch_at(step, plan, out=tokens.numpy())
+            # sample_ids as a list: a tensor would cost one more shared-memory segment per batch.
+            yield {"tokens": tokens, "sample_ids": batch.sample_ids.tolist(), "epoch": batch.epoch, "step": step}
+
+
+def _identity(item: Any) -> Any:
+    """collate_fn: batches arrive ready-made; the default would walk every element of the dict."""
+    return item
 
 
 def _dataset(steps: _EpochSteps) -> Any:
@@ -80,7 +87,7 @@ def _dataset(steps: _EpochSteps) -> Any:
         def __iter__(self) -> Iterator[dict[str, Any]]:
             info = torch.utils.data.get_worker_info()
             wid, n = (info.id, info.num_workers) if info is not None else (0, 1)
-            return steps.batches(wid, n)
+            return steps.batches(wid, n, in_worker=info is not None)
 
     return EpochDataset()
 
@@ -132,6 +139,7 @@ class TorchShardLoader:
         dl = torch.utils.data.DataLoader(
             _dataset(steps),
             batch_size=None,
+            collate_fn=_identity,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             **kwargs,
