@@ -264,6 +264,7 @@ class ShardLoader:
         self._segments: list[Segment] | None = None
         self._plan: EpochPlan | None = None
         self._maps = _Maps()
+        self._plan_views: tuple[EpochPlan, list[npt.NDArray[Any]], list[int], list[int]] | None = None
         self._doc_starts: dict[str, npt.NDArray[np.int64]] = {}
 
     # -- plan and state ----------------------------------------------------------------------------
@@ -358,24 +359,35 @@ class ShardLoader:
         self.read_samples(ids, out, plan)
         return Batch(out, ids, plan.epoch, step)
 
+    def _views(self, plan: EpochPlan) -> tuple[list[npt.NDArray[Any]], list[int], list[int]]:
+        """Per plan source: the mapped token array shifted so that stream offset ``a`` is ``arr[a]``
+        (as a start offset ``base``), plus the stream offsets as Python ints: the per-row loop below
+        then touches no numpy scalars and no dict keyed by paths."""
+        cached = self._plan_views
+        if cached is not None and cached[0] is plan:
+            return cached[1], cached[2], cached[3]
+        cum = plan.cum_tokens.tolist()
+        arrays = [self._maps.get(src) for src in plan.sources]
+        bases = [src.offset - cum[i] for i, src in enumerate(plan.sources)]
+        self._plan_views = (plan, arrays, bases, cum)
+        return arrays, bases, cum
+
     def read_samples(self, ids: npt.NDArray[np.int64], out: npt.NDArray[np.integer], plan: EpochPlan) -> None:
         width = self.config.seq_len + 1
         starts = ids * self.config.seq_len
         which = np.searchsorted(plan.cum_tokens, starts, side="right") - 1
-        cum = plan.cum_tokens
+        arrays, bases, cum = self._views(plan)
         for row, (a, i) in enumerate(zip(starts.tolist(), which.tolist(), strict=True)):
             b = a + width
             if b <= cum[i + 1]:  # the common case: the sample lies in one shard
-                src = plan.sources[i]
-                base = src.offset - int(cum[i])
-                out[row] = self._maps.get(src)[base + a : base + b]
+                base = bases[i]
+                out[row] = arrays[i][base + a : base + b]
                 continue
             pos = 0
             while pos < width:
-                src = plan.sources[i]
-                base = src.offset - int(cum[i])
-                take = min(b, int(cum[i + 1])) - (a + pos)
-                out[row, pos : pos + take] = self._maps.get(src)[base + a + pos : base + a + pos + take]
+                base = bases[i]
+                take = min(b, cum[i + 1]) - (a + pos)
+                out[row, pos : pos + take] = arrays[i][base + a + pos : base + a + pos + take]
                 pos += take
                 i += 1
 
