@@ -4,13 +4,15 @@ One command (``make bench-kafka``):
 
     python bench/kafka_overhead.py [--pages 5000] [--runs 3] [--inputs WARC ...] [--append BENCHMARKS.md]
 
-Same input, same config for both (resiliparse extractor, shards rolled by time every second):
+Same input, same config for both (``--extractor``, default resiliparse; ``--batch-size`` messages per
+transaction; shards rolled by time every second):
 
 * embedded: ``headrace run INPUTS`` (one process, in-memory bus); docs/s = documents sealed / wall time
   of the command.
-* kafka: ``headrace replay`` plus one ``headrace consume`` process each for process, dedup and shards,
-  all started together against a local broker (started once, outside the timing); docs/s = the same
-  number of documents / wall time from the launch until the shards hold all of them.
+* kafka: one ``headrace consume`` process each for process, dedup and shards, already running and
+  joined to their groups (as in a deployment), then ``headrace replay``; docs/s = the same number of
+  documents / wall time from the replay's launch until the shards hold all of them. The broker is
+  started once, outside the timing.
 
 The default input is synthetic (N unique English-like HTML pages, the crash test's generator), which
 keeps per-document work small so that bus overhead is as visible as it gets.
@@ -39,6 +41,11 @@ sys.path.insert(0, str(REPO / "tools" / "kafka"))
 
 from broker import Broker  # noqa: E402
 from integration.crash_harness import sealed_doc_ids, write_corpus  # noqa: E402
+from kafka.admin import KafkaAdminClient  # noqa: E402
+from kafka.errors import KafkaError  # noqa: E402
+
+EXTRACTOR = "resiliparse"
+BATCH = 256
 
 
 def env_for(prefix: str) -> dict[str, str]:
@@ -47,7 +54,8 @@ def env_for(prefix: str) -> dict[str, str]:
         {
             "HEADRACE_BUS__TOPIC_PREFIX": prefix,
             "HEADRACE_BUS__PARTITIONS": "4",
-            "HEADRACE_EXTRACT__EXTRACTOR": "resiliparse",
+            "HEADRACE_EXTRACT__EXTRACTOR": EXTRACTOR,
+            "HEADRACE_BUS__BATCH_SIZE": str(BATCH),
             "HEADRACE_SHARDS__MAX_AGE_S": "1.0",
         }
     )
@@ -94,31 +102,52 @@ def run_embedded(inputs: list[str], work: Path) -> tuple[int, float]:
 
 
 def run_kafka(inputs: list[str], work: Path, bootstrap: str, expected: int, timeout: float = 900) -> tuple[int, float]:
+    """Consumers are long-running in a deployment: start them, wait until they have joined their
+    groups, then time from the replay's launch until the shards hold every document."""
     prefix = f"ko-{uuid.uuid4().hex[:8]}."
     env = env_for(prefix)
     shards = work / f"kafka-{uuid.uuid4().hex[:6]}"
-    # Topics first (as a deployment has them), outside the timing.
+    logs = work / f"logs-{uuid.uuid4().hex[:6]}"
+    logs.mkdir()
     subprocess.run(hr("topics", "create", "--bootstrap", bootstrap), env=env, capture_output=True, check=True)
-    t0 = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            hr("consume", g, "--bootstrap", bootstrap, "--out", str(shards)),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for g in ("process", "dedup", "shards")
-    ]
-    procs.append(
-        subprocess.Popen(
-            hr("replay", *inputs, "--bootstrap", bootstrap),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    )
+    procs = []
+    for g in ("process", "dedup", "shards"):
+        with (logs / f"{g}.log").open("wb") as fh:
+            procs.append(
+                subprocess.Popen(
+                    hr("consume", g, "--bootstrap", bootstrap, "--out", str(shards)),
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     counter = SealedCounter(shards)
     try:
+        deadline = time.monotonic() + 300
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        groups = [f"{prefix}headrace-{g}" for g in ("process", "dedup", "shards")]
+
+        def stable() -> bool:
+            try:
+                info = admin.describe_groups(groups)
+            except KafkaError:  # coordinator not there yet
+                return False
+            return all(str(info.get(g, {}).get("group_state", "")) == "Stable" for g in groups)
+
+        while not stable():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"consumers did not join in 300 s; logs in {logs}")
+            time.sleep(0.5)
+        admin.close()
+        t0 = time.perf_counter()
+        procs.append(
+            subprocess.Popen(
+                hr("replay", *inputs, "--bootstrap", bootstrap),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         while True:
             docs = counter.count()
             if docs >= expected:
@@ -137,6 +166,7 @@ def run_kafka(inputs: list[str], work: Path, bootstrap: str, expected: int, time
             except subprocess.TimeoutExpired:
                 p.kill()
     shutil.rmtree(shards, ignore_errors=True)
+    shutil.rmtree(logs, ignore_errors=True)
     return docs, elapsed
 
 
@@ -145,8 +175,12 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--inputs", nargs="*", help="WARC files to use instead of the synthetic corpus")
+    ap.add_argument("--extractor", default="resiliparse", choices=["resiliparse", "trafilatura"])
+    ap.add_argument("--batch-size", type=int, default=256, help="bus.batch_size (messages per transaction)")
     ap.add_argument("--append", type=Path)
     args = ap.parse_args()
+    global EXTRACTOR, BATCH
+    EXTRACTOR, BATCH = args.extractor, args.batch_size
     work = Path(tempfile.mkdtemp(prefix="headrace-kafka-bench-"))
     inputs = args.inputs or [str(p) for p in write_corpus(work / "warc", args.pages, n_files=5)]
     broker = Broker(work / "broker", die_with_parent=True)
@@ -166,7 +200,8 @@ def main() -> None:
     src = "synthetic pages" if not args.inputs else "WARC inputs"
     text = "\n".join(
         [
-            f"input: {docs} documents ({src}), resiliparse extractor, 4 partitions, medians of {args.runs} runs",
+            f"input: {docs} documents ({src}), {args.extractor} extractor, 4 partitions, "
+            f"bus.batch_size {args.batch_size}, medians of {args.runs} runs",
             "",
             "| mode | docs/s |",
             "| --- | ---: |",

@@ -18,8 +18,9 @@ What is measured, every row in one process on one core (a "worker"), page cache 
 * ``datatrove DatatroveFolderDataset``: datatrove 0.10.1's own class over the same bytes (our ``.bin``
   files linked as ``.ds``), through a PyTorch ``DataLoader(batch_size=batch)`` in-process in its
   intended sequential order and in random order, and with one worker process; run by
-  ``--datatrove-python`` (an interpreter with datatrove and torch). Without torch there, the row is datatrove's read path re-implemented
-  (seek + read + ``frombuffer`` + ``astype(int64)`` per sample, then stack), and says so.
+  ``--datatrove-python`` (an interpreter with datatrove and torch). Without torch there, the row is
+  datatrove's read path re-implemented (seek + read + ``frombuffer`` + ``astype(int64)`` per sample,
+  then stack), and says so.
 """
 
 from __future__ import annotations
@@ -300,9 +301,8 @@ def main() -> None:
     ]
     for a, b in pairs:
         if a in medians and b in medians:
-            lines.append(
-                f"like for like: {a.split(', ', 1)[1]} / datatrove {b.split(', ', 1)[1]} = {medians[a] / medians[b]:.1f}x"
-            )
+            ours_mode, theirs_mode = a.split(", ", 1)[1], b.split(", ", 1)[1]
+            lines.append(f"like for like: {ours_mode} / datatrove {theirs_mode} = {medians[a] / medians[b]:.1f}x")
     text = "\n".join(lines)
     print(text)
     if args.append:
