@@ -82,19 +82,8 @@ def test_bad_inputs_are_named_and_others_still_processed(tmp_path: Path, sample_
     out = tmp_path / "out"
     res = runner.invoke(
         app,
-        [
-            "run",
-            str(not_warc),
-            str(empty),
-            str(truncated),
-            str(sample_warc),
-            "--out",
-            str(out),
-            "--extractor",
-            "resiliparse",
-            "--summary-json",
-            str(tmp_path / "s.json"),
-        ],
+        ["run", str(not_warc), str(empty), str(truncated), str(sample_warc), "--out", str(out),
+         "--extractor", "resiliparse", "--summary-json", str(tmp_path / "s.json")],
     )
     assert res.exit_code == EXIT_PARTIAL, res.output
     for p in (not_warc, empty, truncated):
@@ -118,15 +107,8 @@ def test_unknown_config_key_is_a_usage_error(tmp_path: Path, sample_warc: Path) 
 
 
 def test_every_subcommand_has_help() -> None:
-    for cmd in (
-        ["run"],
-        ["replay"],
-        ["consume"],
-        ["shards", "inspect"],
-        ["shards", "dump"],
-        ["shards", "verify"],
-        ["topics", "create"],
-    ):
+    for cmd in (["run"], ["replay"], ["consume"], ["shards", "inspect"], ["shards", "dump"], ["shards", "verify"],
+                ["topics", "create"]):
         res = runner.invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0, cmd
         assert "Usage" in res.output

@@ -30,12 +30,8 @@ def test_static_membership_when_instance_id_given() -> None:
 
 def test_tls_and_sasl_settings_reach_the_clients() -> None:
     s = KafkaSettings(
-        bootstrap="h:1",
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="u",
-        sasl_password="p",
-        ssl_cafile="/ca.pem",
+        bootstrap="h:1", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="u", sasl_password="p", ssl_cafile="/ca.pem",
     )
     cfg = producer_config(s)
     assert cfg["security_protocol"] == "SASL_SSL"

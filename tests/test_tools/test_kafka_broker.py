@@ -107,7 +107,9 @@ def test_two_mib_message_roundtrip(kafka_bootstrap: str, unique_name: str, closi
     assert records[0].value == payload
 
 
-def test_transaction_commit_visible_abort_hidden(kafka_bootstrap: str, unique_name: str, closing: list[Any]) -> None:
+def test_transaction_commit_visible_abort_hidden(
+    kafka_bootstrap: str, unique_name: str, closing: list[Any]
+) -> None:
     topic = f"{unique_name}-t"
     producer = _producer(kafka_bootstrap, transactional_id=f"{unique_name}-tx")
     closing.append(producer)
