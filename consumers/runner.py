@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from consumers.faults import fault_point
 from consumers.handlers import BatchHandler, dead_letter
 from streams.bus import BusError, Channel, FencedError, Message, Outgoing, TopicPartition
 from streams.stats import Stats
@@ -93,6 +94,7 @@ class ChannelRunner:
             hb.enter("kafka")
             for out in outputs:
                 self.channel.send(out)
+            fault_point("channel.before-commit")
             self.channel.commit()
         except FencedError as exc:
             self.stats.inc(f"{self.handler.name}/fenced")

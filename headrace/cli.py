@@ -332,6 +332,9 @@ def shards_verify(
                 "tokens": report.tokens,
                 "problems": report.problems,
                 "duplicate_doc_ids": report.duplicate_doc_ids,
+                "retired_shards": report.retired,
+                "pending_retirements": report.pending_retirements,
+                "unsealed_files": report.unsealed_files,
             },
             indent=2,
         )
@@ -351,6 +354,7 @@ def version() -> None:
 import headrace.cli_dedup  # noqa: E402 - registers `headrace dedup ...`
 import headrace.cli_replay  # noqa: E402, F401  (registers `headrace replay`)
 from headrace import cli_crawl  # noqa: E402, F401  (registers `headrace crawl`)
+import headrace.cli_shards  # noqa: E402,F401  (registers `shards merge`)
 
 
 def main() -> None:

@@ -66,6 +66,18 @@ class DocEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     pii: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+class MergedPart(msgspec.Struct, frozen=True):
+    """One source shard folded into a merged shard: where its tokens and documents now start."""
+
+    shard_id: str
+    data_prefix: str
+    token_offset: int  # first token of the source inside the merged shard's token stream
+    tokens: int
+    doc_offset: int  # index of the source's first document in the merged manifest's ``docs``
+    documents: int
+    bin_sha256: str  # sha256 of the source's .bin: the merged bytes [token_offset, +tokens) hash to it
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -84,6 +96,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     pipeline: str = ""
     supersedes: str = ""  # data_prefix of the version this one replaced
     takedown: tuple[str, ...] = ()  # request ids that produced this version
+    merged_from: tuple[MergedPart, ...] = ()  # `headrace shards merge`: the shards this one replaces
+    retired_by: str = ""  # tombstone: this shard's documents now live in that shard; readers skip it
 
 
 _decoder = msgspec.json.Decoder(Manifest)

@@ -24,6 +24,7 @@ import numpy as np
 import xxhash
 
 from compliance.blocklist import Blocklist, EmptyBlocklist
+from consumers.faults import fault_point
 from consumers.handlers import dead_letter, utcnow
 from consumers.ledger import rejection_for
 from consumers.shards.manifest import (
@@ -38,7 +39,6 @@ from consumers.shards.writer import OpenShard, clean_orphans
 from consumers.stage import Drop
 from streams.bus import (
     BusError,
-    FencedError,
     Message,
     Outgoing,
     Publisher,
@@ -61,6 +61,7 @@ class ShardConfig:
     directory: str = "shards"
     tokenizer: str = "gpt2"
     max_tokens: int = 64 * 1024 * 1024  # roll by size (tokens per shard)
+    max_bytes: int = 0  # roll by .bin size too (0 = off; tokens x 2 or 4 bytes)
     max_documents: int = 200_000
     max_age_s: float = 300.0  # roll by time, so a quiet partition still seals
     orphan_grace_s: float = 600.0
@@ -237,7 +238,7 @@ class ShardSink:
                 shard.add(planned, ids, m.offset)
                 self.stats.inc("shards/docs")
                 self.stats.inc("shards/tokens", len(ids))
-            if shard.tokens >= self.config.max_tokens or shard.documents >= self.config.max_documents:
+            if self._full(shard):
                 if not self._seal(tp, shard):
                     return  # fenced: the rest of this batch belongs to the other writer's range
                 shard = self._shard_for(tp, m.offset + 1)
@@ -250,11 +251,19 @@ class ShardSink:
             self.open[tp] = shard
         return shard
 
+    def _full(self, shard: OpenShard) -> bool:
+        cfg = self.config
+        return (
+            shard.tokens >= cfg.max_tokens
+            or shard.documents >= cfg.max_documents
+            or (cfg.max_bytes > 0 and shard.nbytes >= cfg.max_bytes)
+        )
+
     def maybe_seal(self, force: bool = False) -> int:
         sealed = 0
         now = time.monotonic()
         for tp, shard in list(self.open.items()):
-            full = shard.tokens >= self.config.max_tokens or shard.documents >= self.config.max_documents
+            full = self._full(shard)
             old = now - shard.opened_at >= self.config.max_age_s
             if (force or full or old) and shard.end > shard.start:
                 self._seal(tp, shard)
@@ -262,10 +271,17 @@ class ShardSink:
         return sealed
 
     def _seal(self, tp: TopicPartition, shard: OpenShard) -> bool:
-        """Seal then commit; returns False if another writer had already sealed this range."""
+        """Seal then commit; returns False if another writer had already sealed this range.
+
+        Order: ledger entries and dead letters of the range are flushed first (so a crash after the
+        seal cannot lose them: they are at-least-once), then the shard is sealed (manifest last), then
+        ``end`` is committed. A failed commit is harmless: the manifest carries the offset.
+        """
         if self.sub is None:
             raise BusError("ShardSink.attach() was not called")
         del self.open[tp]
+        if self.side is not None:
+            self.side.flush()
         if shard.documents:
             try:
                 with self.stats.timer("shards/seal"):
@@ -276,16 +292,17 @@ class ShardSink:
             self._known_manifests.add(f"{manifest.shard_id}{MANIFEST_SUFFIX}")
             self._note_manifest(manifest)
             self.stats.inc("shards/sealed")
+            fault_point("shards.after-seal")
         else:
             shard.abort()  # only skips, drops and dead letters: nothing to write, just commit
         self.next_offset[tp] = shard.end
-        if self.side is not None:
-            self.side.flush()
         try:
             self.sub.commit({tp: shard.end})
-        except FencedError as exc:
-            # Sealed but not committed: the next owner resumes from the manifest's end.
-            log.warning("commit after seal of %s refused (%s); manifest carries the offset", tp, exc)
+        except BusError as exc:
+            # Sealed but not committed (fenced, or the broker is away): whoever owns the partition
+            # next resumes from the manifest's end, so nothing is read twice into a shard.
+            self.stats.inc("shards/commit-failed")
+            log.warning("commit after seal of %s failed (%s); the manifest carries the offset", tp, exc)
         return True
 
     def _fenced_by_existing(self, tp: TopicPartition, shard: OpenShard) -> None:

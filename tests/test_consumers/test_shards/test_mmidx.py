@@ -66,3 +66,49 @@ def test_bad_index_is_refused(tmp_path: Path) -> None:
     p.write_bytes(buf.getvalue()[:-8])  # truncated
     with pytest.raises(IndexFormatError):
         read_index(p)
+
+
+@pytest.fixture(scope="module")
+def pipeline_shards(tmp_path_factory: pytest.TempPathFactory, sample_warc: Path) -> Path:
+    """Real sealed shards: the sample WARC through the embedded pipeline (several shards, EOS, gpt2)."""
+    from dataclasses import replace
+
+    from headrace.config import load_config
+    from headrace.embedded import EmbeddedPipeline
+
+    out = tmp_path_factory.mktemp("pipeline")
+    cfg = load_config(None, {"extract": {"extractor": "resiliparse"}, "shards": {"max_documents": 7}}, environ={})
+    cfg = replace(cfg, bus=replace(cfg.bus, partitions=2))
+    summary = EmbeddedPipeline(cfg, out).run([str(sample_warc)])
+    assert summary.shards_sealed >= 3 and summary.docs_written > 20
+    return out / "shards"
+
+
+def test_real_shards_read_identically_by_an_independent_megatron_reader(pipeline_shards: Path) -> None:
+    from consumers.shards.reader import list_shards
+
+    shards = list_shards(pipeline_shards)
+    assert len(shards) >= 3
+    for shard in shards:
+        m = shard.manifest
+        assert m.dtype == "uint16" and m.tokenizer.name == "gpt2"
+        ours = [shard.doc_tokens(d).tolist() for d in m.docs]
+        theirs = megatron_style_read(shard.idx_path, shard.bin_path)
+        assert theirs == ours
+        assert all(seq[-1] == m.tokenizer.eos_id for seq in theirs)
+        assert [len(s) for s in theirs] == [d.length for d in m.docs]
+
+
+def test_real_shards_read_by_megatron_core_indexed_dataset(pipeline_shards: Path) -> None:
+    """Runs only where megatron-core (which needs torch) is installed."""
+    indexed = pytest.importorskip(
+        "megatron.core.datasets.indexed_dataset", reason="megatron-core needs torch; not installed here"
+    )
+    from consumers.shards.reader import list_shards
+
+    for shard in list_shards(pipeline_shards):
+        prefix = str(shard.bin_path)[: -len(".bin")]
+        ds = indexed.IndexedDataset(prefix, multimodal=False, mmap=True)
+        assert len(ds) == shard.manifest.documents
+        for i, d in enumerate(shard.manifest.docs):
+            assert ds[i].tolist() == shard.doc_tokens(d).tolist()
