@@ -351,10 +351,7 @@ def version() -> None:
     print(headrace_version())
 
 
-import headrace.cli_dedup  # noqa: E402 - registers `headrace dedup ...`
-import headrace.cli_replay  # noqa: E402, F401  (registers `headrace replay`)
-from headrace import cli_crawl  # noqa: E402, F401  (registers `headrace crawl`)
-import headrace.cli_shards  # noqa: E402,F401  (registers `shards merge`)
+from headrace import cli_crawl, cli_dedup, cli_replay, cli_shards  # noqa: E402, F401 - register subcommands
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 OURS = ("streams", "consumers", "crawler", "compliance", "headrace")
-LIGHT_COMPLIANCE = ("compliance.blocklist", "compliance.audit", "compliance.policy")
+LIGHT_COMPLIANCE = ("compliance.blocklist", "compliance.blocklist_store", "compliance.audit", "compliance.policy")
 
 
 def imports_of(path: Path) -> set[str]:
