@@ -64,6 +64,7 @@ class DocEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     signals: tuple[Signal, ...] = ()
     fetched_at: str = ""
     pii: dict[str, int] = msgspec.field(default_factory=dict)
+    page_id: str = ""  # the page the text came from (tells re-deliveries from second captures)
 
 
 class MergedPart(msgspec.Struct, frozen=True):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import xxhash
 
@@ -68,35 +69,53 @@ class ShardConfig:
 
 
 class DocIdIndex:
-    """Which doc_ids are already sealed: a sorted uint64 array plus a small set of recent ids
-    (8 bytes per sealed document instead of a Python set's ~70)."""
+    """Which doc_ids are already sealed, and from which page: sorted uint64 arrays plus a small dict of
+    recent ids (16 bytes per sealed document instead of a Python dict's ~100).
+
+    The page tells a re-delivery (same page, same doc_id: skip silently) from a second capture of the
+    same URL with the same text (another page: a duplicate the ledger must account for).
+    """
 
     def __init__(self) -> None:
-        self._sorted = np.zeros(0, dtype=np.uint64)
-        self._recent: set[int] = set()
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._pages = np.zeros(0, dtype=np.uint64)
+        self._recent: dict[int, int] = {}
 
     @staticmethod
-    def key(doc_id: str) -> int:
-        return xxhash.xxh3_64_intdigest(doc_id.encode())
+    def key(text: str) -> int:
+        return xxhash.xxh3_64_intdigest(text.encode())
 
-    def __contains__(self, doc_id: str) -> bool:
+    def page_of(self, doc_id: str) -> int | None:
+        """Page hash the sealed copy came from (0 when unknown), or None if ``doc_id`` is not sealed."""
         k = self.key(doc_id)
         if k in self._recent:
-            return True
-        i = int(np.searchsorted(self._sorted, np.uint64(k)))
-        return i < len(self._sorted) and int(self._sorted[i]) == k
+            return self._recent[k]
+        i = int(np.searchsorted(self._keys, np.uint64(k)))
+        if i < len(self._keys) and int(self._keys[i]) == k:
+            return int(self._pages[i])
+        return None
+
+    def __contains__(self, doc_id: str) -> bool:
+        return self.page_of(doc_id) is not None
 
     def __len__(self) -> int:
-        return len(self._sorted) + len(self._recent)
+        return len(self._keys) + len(self._recent)
 
-    def add_many(self, doc_ids: Sequence[str]) -> None:
-        self._recent.update(self.key(d) for d in doc_ids)
+    def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
+        """Add ``(doc_id, page_id)`` pairs (an empty page_id is recorded as unknown)."""
+        for doc_id, page_id in docs:
+            self._recent[self.key(doc_id)] = self.key(page_id) if page_id else 0
         if len(self._recent) > 65536:
             self._compact()
 
     def _compact(self) -> None:
-        merged = np.concatenate([self._sorted, np.fromiter(self._recent, dtype=np.uint64)])
-        self._sorted = np.unique(merged)
+        keys = np.concatenate([self._keys, np.fromiter(self._recent.keys(), dtype=np.uint64)])
+        pages = np.concatenate([self._pages, np.fromiter(self._recent.values(), dtype=np.uint64)])
+        order = np.argsort(keys, kind="stable")
+        keys, pages = keys[order], pages[order]
+        keep = np.ones(len(keys), dtype=bool)
+        keep[:-1] = keys[:-1] != keys[1:]  # last write wins for a repeated id
+        self._keys, self._pages = keys[keep], pages[keep]
         self._recent.clear()
 
 
@@ -154,7 +173,7 @@ class ShardSink:
             self._note_manifest(m)
 
     def _note_manifest(self, m: Manifest) -> None:
-        self.seen.add_many([d.doc_id for d in m.docs])
+        self.seen.add_many([(d.doc_id, d.page_id) for d in m.docs])
         for src in m.sources:
             if src.source == self.source:
                 self._manifest_ends[src.partition] = max(self._manifest_ends.get(src.partition, 0), src.end)
@@ -201,7 +220,7 @@ class ShardSink:
         so a shard that fills up mid-batch is sealed exactly at the right offset."""
         now = utcnow()
         plan: list[tuple[Message, Document | None]] = []
-        batch_ids: set[str] = set()
+        batch_pages: dict[str, int] = {}
         for m in batch:
             try:
                 doc = decode_as(m.value, Document)
@@ -210,8 +229,25 @@ class ShardSink:
                 self._side(dead_letter(m, str(exc), self.topics.dlq))
                 plan.append((m, None))
                 continue
-            if doc.doc_id in self.seen or doc.doc_id in batch_ids:
-                self.stats.inc("shards/skip/already-sealed")
+            sealed_page = batch_pages.get(doc.doc_id, self.seen.page_of(doc.doc_id))
+            if sealed_page is not None:
+                page = self.seen.key(doc.page_id) if doc.page_id else 0
+                if sealed_page in (0, page):
+                    # The same page again (an upstream re-delivery or a replay): already sealed.
+                    self.stats.inc("shards/skip/already-sealed")
+                else:
+                    # Another capture of the same URL with the same text: one copy is enough, but the
+                    # ledger must say where this page went.
+                    self.stats.inc("shards/drop/duplicate-capture")
+                    drop = Drop(
+                        "duplicate-capture",
+                        detail="same URL and text as a sealed document from another page",
+                        duplicate_of=doc.doc_id,
+                        stage=STAGE,
+                    )
+                    # Ledger it under the page: the doc_id itself is (rightly) in the shards.
+                    rej = msgspec.structs.replace(rejection_for(doc, drop, now), id=doc.page_id)
+                    self._side_raw(self.topics.docs_rejected, encode(rej), rej.id.encode())
                 plan.append((m, None))
                 continue
             match = self.blocklist.match_document(doc)
@@ -222,7 +258,7 @@ class ShardSink:
                 self._side_raw(self.topics.docs_rejected, encode(rej), rej.id.encode())
                 plan.append((m, None))
                 continue
-            batch_ids.add(doc.doc_id)
+            batch_pages[doc.doc_id] = self.seen.key(doc.page_id) if doc.page_id else 0
             plan.append((m, doc))
         texts = [d.text for _, d in plan if d is not None]
         with self.stats.timer("shards/tokenize"):

@@ -112,6 +112,7 @@ class OpenShard:
                 signals=doc.signals,
                 fetched_at=doc.fetched_at,
                 pii=dict(doc.pii_counts),
+                page_id=doc.page_id,
             )
         )
         self.sizes.append(len(arr))

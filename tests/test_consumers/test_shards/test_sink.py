@@ -146,9 +146,12 @@ def test_unsealed_files_are_cleaned(tmp_path: Path) -> None:
 
 def test_doc_id_index_membership() -> None:
     idx = DocIdIndex()
-    idx.add_many([f"id-{i}" for i in range(70000)])  # forces a compaction
+    idx.add_many([(f"id-{i}", f"page-{i}") for i in range(70000)])  # forces a compaction
     assert "id-5" in idx and "id-69999" in idx and "id-70000" not in idx
     assert len(idx) == 70000
+    assert idx.page_of("id-5") == DocIdIndex.key("page-5")
+    idx.add_many([("id-70001", "")])
+    assert idx.page_of("id-70001") == 0 and idx.page_of("nope") is None
 
 
 def test_rebalance_drops_the_open_shard_and_new_owner_rereads(tmp_path: Path) -> None:
@@ -165,3 +168,25 @@ def test_rebalance_drops_the_open_shard_and_new_owner_rereads(tmp_path: Path) ->
     ids = sealed_ids(tmp_path)
     assert sorted(ids) == sorted(f"doc-{i:05d}" for i in range(60))
     assert TopicPartition(TOPICS.docs_unique, 0) in (a.sub.assignment() | b.sub.assignment())  # type: ignore[union-attr]
+
+
+def test_second_capture_of_the_same_page_goes_to_the_ledger(tmp_path: Path) -> None:
+    from msgspec.structs import replace
+
+    from streams.codec import decode_as
+    from streams.records import Rejection
+
+    bus = InMemoryBus(default_partitions=1)
+    first = doc(1)
+    again = replace(first, page_id="another-capture")  # same URL and text, another WARC record
+    publish(bus, [first, first, again])  # the repeated `first` is a re-delivery
+    sink = make_sink(bus, tmp_path)
+    drain(sink)
+    sink.flush_all()
+    assert sealed_ids(tmp_path) == [first.doc_id]
+    assert sink.stats.get("shards/skip/already-sealed") == 1
+    assert sink.stats.get("shards/drop/duplicate-capture") == 1
+    ledger = [decode_as(m.value, Rejection) for m in bus.read_all(TOPICS.docs_rejected)]
+    assert [(r.id, r.reason, r.duplicate_of) for r in ledger] == [
+        ("another-capture", "duplicate-capture", first.doc_id)
+    ]
