@@ -13,9 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from consumers.faults import fault_point
 from consumers.handlers import BatchHandler, dead_letter
 from streams.bus import BusError, Channel, FencedError, Message, Outgoing, TopicPartition
+from streams.faults import fault_point
 from streams.stats import Stats
 
 log = logging.getLogger(__name__)

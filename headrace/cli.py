@@ -351,7 +351,14 @@ def version() -> None:
     print(headrace_version())
 
 
-from headrace import cli_crawl, cli_dedup, cli_replay, cli_shards  # noqa: E402, F401 - register subcommands
+from headrace import (  # noqa: E402, F401 - register subcommands
+    cli_crawl,
+    cli_dedup,
+    cli_replay,
+    cli_report,
+    cli_shards,
+    cli_takedown,
+)
 
 
 def main() -> None:

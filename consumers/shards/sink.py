@@ -25,7 +25,6 @@ import numpy as np
 import xxhash
 
 from compliance.blocklist import Blocklist, EmptyBlocklist
-from consumers.faults import fault_point
 from consumers.handlers import dead_letter, utcnow
 from consumers.ledger import rejection_for
 from consumers.shards.manifest import (
@@ -48,6 +47,7 @@ from streams.bus import (
     TopicPartition,
 )
 from streams.codec import DecodeError, decode_as, encode
+from streams.faults import fault_point
 from streams.records import Document
 from streams.stats import Stats
 from streams.topics import Topics

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from consumers.faults import fault_point
 from consumers.shards.manifest import (
     MANIFEST_SUFFIX,
     DocEntry,
@@ -38,6 +37,7 @@ from consumers.shards.manifest import (
 )
 from consumers.shards.mmidx import token_dtype_for, write_index
 from consumers.shards.tokenizer import TokenizerInfo
+from streams.faults import fault_point
 from streams.records import Document
 
 log = logging.getLogger(__name__)

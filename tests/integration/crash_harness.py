@@ -7,7 +7,7 @@ Used by ``test_crash_exactly_once.py`` and by ``make crash-test-big``. Pieces:
 * :class:`Fleet` runs ``process``, ``dedup`` and ``shards`` consumer processes (stable instance ids,
   so a restarted member reuses its transactional id and fences its dead predecessor), SIGKILLs a
   random one on request, restarts dead ones, and arms the test-only fault points of
-  ``consumers/faults.py`` on some launches (kill right after a manifest is published and before the
+  ``streams/faults.py`` on some launches (kill right after a manifest is published and before the
   group commit, before a manifest is published, or before a stage's transaction commits).
 * :func:`sealed_doc_ids` reads what the shards hold, as a loader would (manifests only).
 """

@@ -7,11 +7,12 @@ those moments; nothing happens unless the environment arms that point:
 ``HEADRACE_FAULT_POINT=shards.after-seal:3`` makes the 3rd hit of ``shards.after-seal`` print a line
 to stderr and ``SIGKILL`` the process (no ``finally`` blocks, no flushes: a real crash). Points are
 armed one at a time; an unset variable costs one dictionary lookup per call. Never set it in
-production: it exists for ``tests/integration/test_crash_exactly_once.py``.
+production: it exists for the crash tests.
 
 Known points: ``shards.before-manifest`` (data files renamed, manifest not yet published),
 ``shards.after-seal`` (manifest published, offsets not committed), ``channel.before-commit``
-(a stage group's outputs sent, transaction not committed).
+(a stage group's outputs sent, transaction not committed), ``takedown.after-rewrite`` (one shard of a
+takedown rewritten, the others not yet).
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ import signal
 import sys
 
 ENV = "HEADRACE_FAULT_POINT"
-POINTS = ("shards.before-manifest", "shards.after-seal", "channel.before-commit")
+POINTS = (
+    "shards.before-manifest",
+    "shards.after-seal",
+    "channel.before-commit",
+    "takedown.after-rewrite",
+)
 
 
 class FaultConfigError(ValueError):
