@@ -41,7 +41,7 @@ RUNS = 3
 
 def load_texts() -> tuple[list[str], str]:
     from consumers.extract import ExtractConfig, Extractor
-    from crawler.replay import expand_inputs
+    from crawler.sources import expand_inputs
     from crawler.warc import iter_warc
     from streams.records import Document, Page
 

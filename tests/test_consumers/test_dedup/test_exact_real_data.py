@@ -14,7 +14,7 @@ from consumers.dedup.embedded import EmbeddedIndex
 from consumers.dedup.stage import DedupStage
 from consumers.extract import ExtractConfig, Extractor
 from consumers.stage import Drop
-from crawler.replay import expand_inputs
+from crawler.sources import expand_inputs
 from crawler.warc import iter_warc
 from streams.records import Document, Page
 
@@ -24,10 +24,10 @@ pytestmark = pytest.mark.slow
 def extracted_docs(folder: Path) -> list[Document]:
     ex = Extractor(ExtractConfig(extractor="resiliparse"))
     pages: list[Page] = []
-    for _, path in expand_inputs([str(folder)]):
-        if path is None:
+    for ref in expand_inputs([str(folder)]):
+        if ref.error is not None:
             continue
-        pages.extend(item for item in iter_warc(path) if isinstance(item, Page))
+        pages.extend(item for item in iter_warc(ref.name) if isinstance(item, Page))
     return [d for d in ex.extract_batch(pages) if isinstance(d, Document) and d.text.strip()]
 
 
