@@ -42,7 +42,6 @@ def extract_text(html: str, url: str, config: ExtractConfig) -> str:
 
     text = trafilatura.extract(
         html,
-        url=url,
         favor_precision=config.favor_precision,
         include_comments=config.include_comments,
         deduplicate=config.deduplicate,
