@@ -13,7 +13,7 @@ import numpy as np
 
 from consumers.quality.base import TextFilter, Verdict, drop
 from consumers.quality.config import GopherQualityConfig, GopherRepetitionConfig
-from consumers.quality.ngrams import JoinedWords, duplicated_ngram_chars, top_ngram_chars
+from consumers.quality.ngrams import JoinedWords, TopNgrams, duplicated_ngram_chars
 from consumers.quality.words import Vocabulary, WordSplitter
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
@@ -74,15 +74,16 @@ class GopherRepetition(TextFilter):
         self.splitter.maybe_reset()
         tokens = self.splitter.tokens(text)
         lengths = tokens.vocab.lengths[tokens.ids]
+        top = TopNgrams(tokens.ids, lengths)
         for n, threshold in cfg.top_n_grams:
             if len(tokens) - n + 1 <= 0:
                 continue
-            frac = top_ngram_chars(tokens.ids, lengths, n) / size
+            frac = top.chars(n) / size
             if frac > threshold:
                 return drop(f"top_{n}_gram", frac, threshold)
             values[f"top_{n}_gram"] = frac
 
-        joined = JoinedWords(tokens.words)
+        joined = JoinedWords(tokens.words, lengths)
         for n, threshold in cfg.dup_n_grams:
             frac = duplicated_ngram_chars(joined, n) / size
             if frac > threshold:

@@ -3,9 +3,9 @@
 datatrove builds every n-gram as a Python string (``" ".join`` for the top n-gram, ``"".join`` for the
 duplicated n-grams) for n = 2..10, which costs more than the word splitting. Here:
 
-* top n-gram: rows of token ids are compared exactly with ``np.unique(axis=0)`` (tokens contain no
-  spaces, so equal id rows are exactly equal ``" ".join`` strings). Ties go to the n-gram that occurs
-  first, as ``Counter.most_common(1)`` does.
+* top n-gram: n-grams of token ids get exact ranks (tokens contain no spaces, so equal id rows are
+  exactly equal ``" ".join`` strings). Ties go to the n-gram that occurs first, as
+  ``Counter.most_common(1)`` does.
 * duplicated n-grams: datatrove compares ``"".join`` strings, where different token rows can be equal
   strings. Each n-gram is a substring of the concatenated words, hashed with a polynomial prefix hash
   (mod 2^64); positions whose hash is unique can never be duplicates and are skipped, the greedy
@@ -24,9 +24,8 @@ _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
 class JoinedWords:
     """The concatenation of a document's words with prefix hashes over its characters."""
 
-    def __init__(self, words: list[str]) -> None:
+    def __init__(self, words: list[str], lengths: np.ndarray) -> None:
         self.joined = "".join(words)
-        lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
         self.offsets = np.zeros(len(words) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
         self.lengths = lengths
@@ -59,17 +58,41 @@ class JoinedWords:
         return hashes, starts, ends
 
 
-def top_ngram_chars(ids: np.ndarray, lengths: np.ndarray, n: int) -> int:
-    """``len(" ".join(top n-gram)) * its count`` (0 when there are fewer than n words)."""
-    m = len(ids) - n + 1
-    if m <= 0:
-        return 0
-    rows = np.lib.stride_tricks.sliding_window_view(ids, n)
-    _, first, counts = np.unique(rows, axis=0, return_index=True, return_counts=True)
-    best = counts.max()
-    start = int(first[counts == best].min())
-    chars = int(lengths[start : start + n].sum()) + n - 1
-    return chars * int(best)
+class TopNgrams:
+    """The most frequent word n-gram for growing n, by exact ranks: the rank of an n-gram is the rank
+    of the pair (rank of its first n-1 words, its last word), so equal rows get equal ranks without
+    building strings or sorting rows."""
+
+    def __init__(self, ids: np.ndarray, lengths: np.ndarray) -> None:
+        self.ids = ids
+        self.lengths = lengths
+        self.base = int(ids.max()) + 1 if len(ids) else 1
+        self._ranks: dict[int, np.ndarray] = {1: ids}
+
+    def _ranks_for(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        prev = max(k for k in self._ranks if k < n)
+        ranks = self._ranks[prev]
+        first = counts = np.empty(0, dtype=np.int64)
+        for k in range(prev + 1, n + 1):
+            m = len(self.ids) - k + 1
+            pairs = ranks[:m] * self.base + self.ids[k - 1 :]
+            _, first, ranks, counts = np.unique(pairs, return_index=True, return_inverse=True, return_counts=True)
+            self._ranks[k] = ranks
+        return ranks, first, counts
+
+    def chars(self, n: int) -> int:
+        """``len(" ".join(top n-gram)) * its count`` (0 with fewer than n words). Ties go to the n-gram
+        seen first, as ``Counter.most_common(1)`` does."""
+        if len(self.ids) - n + 1 <= 0:
+            return 0
+        if n == 1:
+            _, first, counts = np.unique(self.ids, return_index=True, return_counts=True)
+        else:
+            _, first, counts = self._ranks_for(n)
+        best = counts.max()
+        start = int(first[counts == best].min())
+        chars = int(self.lengths[start : start + n].sum()) + n - 1
+        return chars * int(best)
 
 
 def duplicated_ngram_chars(words: JoinedWords, n: int) -> int:
@@ -78,7 +101,7 @@ def duplicated_ngram_chars(words: JoinedWords, n: int) -> int:
     if m <= 0:
         return 0
     hashes, starts, ends = words.substring_hashes(n)
-    order = np.argsort(hashes, kind="stable")
+    order = np.argsort(hashes)
     sorted_hashes = hashes[order]
     same = sorted_hashes[1:] == sorted_hashes[:-1]
     if not same.any():

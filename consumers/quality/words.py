@@ -219,22 +219,12 @@ class WordSplitter:
 
     def chunks(self, text: str) -> list[Chunk]:
         parts = text.split()
-        cache = self._cache
-        out: list[Chunk] = []
-        append = out.append
-        miss = False
-        for p in parts:
-            c = cache.get(p)
-            if c is None:
-                miss = True
-                break
-            append(c)
-        if not miss:
-            self.hits += len(parts)
-            return out
-        self._tokenize_misses(parts)
+        found = list(map(self._cache.get, parts))
         self.hits += len(parts)
-        return [cache[p] for p in parts]
+        if None not in found:
+            return found  # type: ignore[return-value]
+        self._tokenize_misses(parts)
+        return list(map(self._cache.__getitem__, parts))
 
     # ------------------------------------------------------------------------------------ API
     def tokens(self, text: str) -> Tokens:
@@ -243,10 +233,7 @@ class WordSplitter:
         for t in self._recent:
             if t.text is text or t.text == text:
                 return t
-        ids: list[int] = []
-        extend = ids.extend
-        for c in self.chunks(text):
-            extend(c.ids)
+        ids = [i for c in self.chunks(text) for i in c.ids]
         result = Tokens(text, np.asarray(ids, dtype=np.int64), self.vocab)
         self._recent.insert(0, result)
         del self._recent[3:]
