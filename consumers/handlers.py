@@ -14,6 +14,7 @@ from typing import Protocol
 
 from compliance.blocklist import Blocklist, EmptyBlocklist
 from consumers.extract import Extractor
+from consumers.extract_pool import ExtractPool
 from consumers.ledger import rejection_for
 from consumers.stage import Drop, Stage, run_chain
 from consumers.stats import Stats
@@ -60,7 +61,7 @@ class ProcessHandler:
 
     def __init__(
         self,
-        extractor: Extractor,
+        extractor: Extractor | ExtractPool,
         stages: Sequence[Stage],
         topics: Topics,
         stats: Stats,
@@ -101,7 +102,7 @@ class ProcessHandler:
                 out.append(self._reject(page, res, now))
             else:
                 docs.append(res)
-        results = run_chain(self.stages, docs) if self.stages else list(docs)
+        results = run_chain(self.stages, docs, self.stats) if self.stages else list(docs)
         for doc, res in zip(docs, results, strict=True):
             if isinstance(res, Drop):
                 self.stats.inc(f"{res.stage}/drop/{res.reason}")

@@ -126,6 +126,7 @@ class LanguageFilter:
     def __init__(self, config: LanguageConfig | None = None, model: Any = None) -> None:
         self.config = config or LanguageConfig()
         self.identifier = LanguageIdentifier(self.config, model)
+        _ = self.identifier.model  # fail at start-up, not on the first document, if it is missing
 
     def process_batch(self, docs: Sequence[Document]) -> list[StageResult]:
         out: list[StageResult] = []

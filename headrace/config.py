@@ -20,7 +20,11 @@ from typing import Any
 
 import msgspec
 
+from consumers.decontam import DecontamConfig
 from consumers.extract import ExtractConfig
+from consumers.language import LanguageConfig
+from consumers.pii import PiiConfig
+from consumers.quality.config import QualityConfig
 from consumers.shards.sink import ShardConfig
 from crawler.warc import ReadLimits
 from streams.kafka import KafkaSettings
@@ -47,6 +51,10 @@ class PipelineConfig:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     replay: ReadLimits = field(default_factory=ReadLimits)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 
     def digest(self) -> str:
