@@ -171,10 +171,19 @@ class ExtractPool:
             self._ensure_workers()
         busy: dict[Connection, _Worker] = {}
         while queue or busy:
-            for worker in self._workers:
+            for worker in list(self._workers):
                 if queue and worker.task is None:
+                    if not worker.process.is_alive():  # died while idle: nothing was lost
+                        self._replace(worker)
+                        continue
                     i = queue.popleft()
-                    worker.submit(i, pages[i])
+                    try:
+                        worker.submit(i, pages[i])
+                    except (BrokenPipeError, OSError):
+                        queue.appendleft(i)  # the page never reached it
+                        worker.task = None
+                        self._replace(worker)
+                        continue
                     busy[worker.conn] = worker
             now = time.monotonic()
             timeout = max(0.0, min(w.deadline for w in busy.values()) - now) if busy else 0.0

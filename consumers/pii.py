@@ -13,6 +13,7 @@ with offsets into the text before redaction) so a later PII takedown can be veri
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import logging
 from collections import Counter
@@ -64,7 +65,7 @@ class PiiConfig:
     max_spans: int = 0  # drop documents with more spans than this (dolma: 5); 0 keeps them all
     log_redactions: bool = True  # keep the redaction log on the document
     max_line_chars: int = 4096  # longer lines are analysed in overlapping windows
-    max_windows: int = 5000  # per document; more: dropped as pii-overload
+    max_windows: int = 20_000  # candidate windows per document; more: dropped as pii-overload
     max_phone_attempts: int = 5000  # phone candidates parsed per document; more: pii-overload
 
 
@@ -132,42 +133,86 @@ class Scrubber:
         return False
 
     def spans(self, text: str) -> list[Span]:
-        """PII spans to replace, non-overlapping: overlapping detections merge into one span labelled
-        by the most confident (then longest, then first-configured) entity."""
-        found = [s for s in self.detector.detect(text) if self._is_pii(text, s)]
-        found = [s for s in found if not self._covered_by_replacement(text, s)]
-        found.sort(key=lambda s: (s.start, -s.end))
+        """PII spans to replace in ``text``, before merging."""
+        found = self.detector.detect(text)
+        if self.config.max_windows and len(found) > self.config.max_windows:
+            raise PiiOverload("spans", len(found), self.config.max_windows)
+        found = [s for s in found if self._is_pii(text, s)]
+        return [s for s in found if not self._covered_by_replacement(text, s)]
+
+    def _merge(self, spans: list[Span]) -> list[Span]:
+        """Non-overlapping spans: overlapping detections become one span labelled by the most confident
+        (then longest, then first-configured) entity."""
+        spans = sorted(spans, key=lambda s: (s.start, -s.end))
         merged: list[Span] = []
         cluster: list[Span] = []
         end = -1
-        for s in [*found, None]:
+        for s in [*spans, None]:
             if s is not None and s.start < end:
                 cluster.append(s)
                 end = max(end, s.end)
                 continue
             if cluster:
                 best = max(cluster, key=lambda c: (c.score, c.end - c.start, -self._priority.get(c.entity, 99)))
-                start = min(c.start for c in cluster)
-                merged.append(Span(best.entity, start, end, best.score, best.recognizer))
+                merged.append(Span(best.entity, min(c.start for c in cluster), end, best.score, best.recognizer))
             if s is not None:
                 cluster, end = [s], s.end
         return merged
 
-    def scrub(self, text: str) -> ScrubResult:
-        spans = self.spans(text)
-        if not spans:
-            return ScrubResult(text)
+    def _apply(self, text: str, spans: list[Span]) -> tuple[str, list[tuple[int, int, int, int]]]:
+        """The replaced text and, per replaced span, (new start, new end, old start, old end)."""
         out: list[str] = []
+        moved: list[tuple[int, int, int, int]] = []
         pos = 0
-        result = ScrubResult(text)
+        size = 0
         for s in spans:
             out.append(text[pos : s.start])
-            out.append(self.replacement(s.entity, text[s.start : s.end]))
+            size += s.start - pos
+            value = self.replacement(s.entity, text[s.start : s.end])
+            out.append(value)
+            moved.append((size, size + len(value), s.start, s.end))
+            size += len(value)
             pos = s.end
+        out.append(text[pos:])
+        return "".join(out), moved
+
+    @staticmethod
+    def _to_original(span: Span, moved: list[tuple[int, int, int, int]], starts: list[int]) -> Span:
+        """A span found in the replaced text, in the original text's offsets (a replacement it touches
+        counts whole). ``starts`` are the replacements' new starts, for bisection."""
+
+        def position(p: int, is_end: bool) -> int:
+            k = bisect.bisect_right(starts, p - 1 if is_end else p) - 1
+            if k < 0:
+                return p
+            new_start, new_end, old_start, old_end = moved[k]
+            if p < new_end or (is_end and p == new_end):
+                return old_end if is_end else old_start
+            return p + old_end - new_end
+
+        return Span(span.entity, position(span.start, False), position(span.end, True), span.score, span.recognizer)
+
+    def scrub(self, text: str, max_rounds: int = 4) -> ScrubResult:
+        """Replace every PII span. Replacing can change what presidio's left-to-right scan finds next
+        to a replacement, so the replaced text is checked again and anything new is added (in original
+        offsets) until nothing changes: ``scrub(scrub(x)) == scrub(x)``."""
+        spans = self._merge(self.spans(text))
+        if not spans:
+            return ScrubResult(text)
+        new_text, moved = self._apply(text, spans)
+        for _ in range(max_rounds - 1):
+            extra = self.spans(new_text)
+            if not extra:
+                break
+            starts = [m[0] for m in moved]
+            spans = self._merge(spans + [self._to_original(s, moved, starts) for s in extra])
+            new_text, moved = self._apply(text, spans)
+        else:
+            log.warning("PII scrubbing did not settle after %d rounds", max_rounds)
+        result = ScrubResult(new_text)
+        for s in spans:
             result.redactions.append(Redaction(s.entity, s.start, s.end, s.recognizer))
             result.counts[s.entity] += 1
-        out.append(text[pos:])
-        result.text = "".join(out)
         return result
 
 

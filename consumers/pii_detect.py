@@ -173,7 +173,7 @@ class PiiDetector:
         phone_regions: Sequence[str] = PHONE_REGIONS,
         score_threshold: float = 0.0,
         max_line_chars: int = 4096,
-        max_windows: int = 5000,
+        max_windows: int = 20_000,
         max_phone_attempts: int = 5000,
         overlap: int = 128,
     ) -> None:
@@ -240,7 +240,7 @@ class PiiDetector:
                     if entity in _LINE_ENTITIES:
                         found.append(line)
                     else:
-                        found.extend(_runs_around(piece, line, self._runs[entity], rx))
+                        found.extend(_runs_around(piece, line, self._runs[entity], rx, budget))
             for entity, windows in by_entity.items():
                 spans.update(self._analyze(text, windows, entity))
         return sorted(spans, key=_order)
@@ -331,7 +331,9 @@ class PiiDetector:
         return out
 
 
-def _runs_around(piece: str, line: Window, run: re.Pattern[str], candidate: re.Pattern[str]) -> list[Window]:
+def _runs_around(
+    piece: str, line: Window, run: re.Pattern[str], candidate: re.Pattern[str], budget: _Budget
+) -> list[Window]:
     """The maximal runs of match characters (``run`` matches one or more) in a line window that hold
     a candidate, each with one character of context on both sides (for ``\\b`` and look-arounds).
 
@@ -343,6 +345,7 @@ def _runs_around(piece: str, line: Window, run: re.Pattern[str], candidate: re.P
     n = len(piece)
     end = -1
     for m in candidate.finditer(piece):
+        budget.add_windows(1)  # every candidate counts: dense candidates are what make inputs slow
         if m.start() < end:
             continue  # inside the run already taken
         if not reversed_piece:
