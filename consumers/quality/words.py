@@ -9,8 +9,12 @@ there. Two properties of spaCy's tokenizer make a cheap exact equivalent possibl
   the tokens of its chunks in order, plus "whitespace tokens" for gaps that are not exactly one space.
 * Web text is Zipfian: most chunks ("the", "and,", "2019.") repeat across documents.
 
-:class:`WordSplitter` therefore splits with ``str.split`` and looks every chunk up in a cache; only
-unseen chunks go to spaCy's tokenizer, all of a document's misses in one call. The result is identical
+:class:`WordSplitter` therefore splits with ``str.split`` and looks every chunk up in a cache. An
+unseen chunk is split by :class:`AffixSplitter`, spaCy's own affix algorithm (the one its
+``Tokenizer.explain`` documents) run in Python on spaCy's own rules (prefix, suffix and infix
+patterns, URL match, special cases) without building spaCy lexemes, which is what makes spaCy slow
+on unseen words. The rare chunk where spaCy's special-case matcher would merge tokens (emoticons
+such as ``:)``, ``''``) goes to spaCy itself, all of a document's in one call. The result is identical
 to running spaCy on the whole text (``tests/test_consumers/test_quality/test_words.py`` checks it on
 real pages and on generated text). Sentence counts follow the sentencizer's rule (a new sentence starts
 at the first non-punctuation token after a token that is one of its sentence-final characters), which
@@ -60,6 +64,7 @@ class Vocabulary:
 
     def __init__(self, symbol_chars: frozenset[str]) -> None:
         self.symbol_chars = symbol_chars
+        self._symbol_str = "".join(sorted(symbol_chars))
         self.ids: dict[str, int] = {}
         self.strings: list[str] = []
         self._len = np.zeros(1024, dtype=np.int64)
@@ -82,8 +87,12 @@ class Vocabulary:
         self.ids[token] = i
         self.strings.append(token)
         self._len[i] = len(token)
-        self._symbol[i] = all(c in self.symbol_chars for c in token)
-        self._alpha[i] = any(c.isalpha() for c in token)
+        if token.isascii() and token.isalpha():  # the common case, decided without a loop
+            self._symbol[i] = False
+            self._alpha[i] = True
+        else:
+            self._symbol[i] = not token.strip(self._symbol_str)
+            self._alpha[i] = any(c.isalpha() for c in token)
         return i
 
     @property
@@ -121,6 +130,101 @@ class Tokens:
         return self._words
 
 
+class AffixSplitter:
+    """spaCy's tokenization of one whitespace-free chunk, computed in Python from its rules.
+
+    ``tokens(chunk)`` returns ``None`` when spaCy's special-case matcher could apply (the affix split
+    contains one of its patterns); the caller then asks spaCy.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        from spacy.attrs import ORTH
+
+        never = re.compile("a^")
+        self._prefix = tokenizer.prefix_search or never.search
+        self._suffix = tokenizer.suffix_search or never.search
+        self._infix = tokenizer.infix_finditer or never.finditer
+        self._token_match = tokenizer.token_match or never.match
+        self._url_match = tokenizer.url_match or never.match
+        self._specials: dict[str, list[str]] = {k: [t[ORTH] for t in v] for k, v in tokenizer.rules.items()}
+        # spaCy gives its special-case matcher the special cases that affixes would split (with its
+        # default faster_heuristics), as token sequences split without special cases
+        self._patterns: dict[str, list[tuple[str, ...]]] = {}
+        for key in self._specials:
+            if self._prefix(key) or self._suffix(key) or any(True for _ in self._infix(key)) or " " in key:
+                pattern = tuple(self.split(key, specials=False))
+                if len(pattern) > 1:
+                    self._patterns.setdefault(pattern[0], []).append(pattern)
+
+    def split(self, chunk: str, specials: bool = True) -> list[str]:
+        special = self._specials if specials else {}
+        prefix, suffix = self._prefix, self._suffix
+        tokens: list[str] = []
+        suffixes: list[str] = []
+        sub = chunk
+        while sub:
+            if sub in special:
+                tokens.extend(special[sub])
+                sub = ""
+                continue
+            while (pm := prefix(sub)) or suffix(sub):
+                if self._token_match(sub):
+                    tokens.append(sub)
+                    sub = ""
+                    break
+                if sub in special:
+                    tokens.extend(special[sub])
+                    sub = ""
+                    break
+                if pm:
+                    split = pm.end()
+                    if split == 0:
+                        break
+                    tokens.append(sub[:split])
+                    sub = sub[split:]
+                    if sub in special:
+                        continue
+                m = suffix(sub)
+                if m:
+                    split = m.start()
+                    if split == len(sub):
+                        break
+                    suffixes.append(sub[split:])
+                    sub = sub[:split]
+            if not sub:
+                continue
+            if self._token_match(sub) or self._url_match(sub):
+                tokens.append(sub)
+            elif sub in special:
+                tokens.extend(special[sub])
+            else:
+                offset = 0
+                for m in self._infix(sub):
+                    if offset == 0 and m.start() == 0:
+                        continue
+                    if sub[offset : m.start()]:
+                        tokens.append(sub[offset : m.start()])
+                    if sub[m.start() : m.end()]:
+                        tokens.append(sub[m.start() : m.end()])
+                    offset = m.end()
+                if sub[offset:]:
+                    tokens.append(sub[offset:])
+            sub = ""
+        tokens.extend(reversed(suffixes))
+        return tokens
+
+    def tokens(self, chunk: str) -> list[str] | None:
+        if chunk.isascii() and chunk.isalpha() and chunk not in self._specials:
+            return [chunk]  # no English prefix, suffix or infix rule matches ASCII letters alone
+        tokens = self.split(chunk)
+        patterns = self._patterns
+        for i, tok in enumerate(tokens):
+            for pattern in patterns.get(tok, ()):
+                if tuple(tokens[i : i + len(pattern)]) == pattern:
+                    return None
+        return tokens
+
+
 class WordSplitter:
     """datatrove-compatible English word splitting and sentence counting with a chunk cache.
 
@@ -132,6 +236,7 @@ class WordSplitter:
         from consumers.quality.punctuation import PUNCTUATION_SET
 
         self._nlp: Any = None
+        self._affixes: AffixSplitter | None = None
         self._sentencizer: Any = None
         self._punct_chars: frozenset[str] = frozenset()
         self.cache_chunks = cache_chunks
@@ -151,6 +256,7 @@ class WordSplitter:
                 raise TokenizerUnavailableError("exact word splitting needs spaCy; install headrace[process]") from exc
             self._nlp = spacy.blank("en")
             self._punct_chars = frozenset(Sentencizer.default_punct_chars)
+            self._affixes = AffixSplitter(self._nlp.tokenizer)
         return self._nlp
 
     @property
@@ -180,41 +286,49 @@ class WordSplitter:
 
     def _make_chunk(self, tokens: Sequence[str]) -> Chunk:
         vocab = self.vocab
-        return Chunk(
-            ids=tuple(vocab.id_of(t) for t in tokens),
-            from_false=self._transition(tokens, False),
-            from_true=self._transition(tokens, True),
-        )
+        ids = tuple(vocab.id_of(t) for t in tokens)
+        if len(tokens) == 1 and tokens[0].isalnum():  # one plain word: ends any "seen a period" state
+            return Chunk(ids=ids, from_false=(0, False), from_true=(1, False))
+        return Chunk(ids=ids, from_false=self._transition(tokens, False), from_true=self._transition(tokens, True))
 
     def _tokenize_misses(self, chunks: Iterable[str]) -> None:
-        """Tokenize unseen chunks with spaCy, all of them in one call.
-
-        They are joined with newlines, not spaces: a newline becomes a whitespace token, which keeps
-        spaCy's special-case matcher from matching a token sequence across two chunks (with a plain
-        space it can, and such a match suppresses a special case inside a chunk).
-        """
+        """Tokenize unseen chunks: in Python with spaCy's rules, or (rarely) with spaCy, all of a
+        document's in one call. Those are joined with newlines, not spaces: a newline becomes a
+        whitespace token, which keeps spaCy's special-case matcher from matching a token sequence
+        across two chunks (with a plain space it can, and such a match suppresses a special case
+        inside a chunk)."""
         missing = list(dict.fromkeys(c for c in chunks if c not in self._cache))
         if not missing:
             return
         self.misses += len(missing)
         nlp = self._load()
+        affixes = self._affixes
+        hard: list[str] = []
+        for c in missing:
+            toks = affixes.tokens(c) if affixes is not None else None
+            if toks is None:
+                hard.append(c)
+            else:
+                self._cache[c] = self._make_chunk(toks)
+        if not hard:
+            return
         ends = []
         pos = 0
-        for c in missing:
+        for c in hard:
             pos += len(c)
             ends.append(pos)
             pos += 1
-        per_chunk: list[list[str]] = [[] for _ in missing]
+        per_chunk: list[list[str]] = [[] for _ in hard]
         k = 0
         with nlp.memory_zone():
-            for tok in nlp.tokenizer("\n".join(missing)):
+            for tok in nlp.tokenizer("\n".join(hard)):
                 text = tok.text
                 if text.isspace():
                     continue
                 while tok.idx >= ends[k]:
                     k += 1
                 per_chunk[k].append(text)
-        for c, toks in zip(missing, per_chunk, strict=True):
+        for c, toks in zip(hard, per_chunk, strict=True):
             self._cache[c] = self._make_chunk(toks)
 
     def chunks(self, text: str) -> list[Chunk]:
