@@ -50,7 +50,7 @@ def ours_chain(records: list[dict]) -> list[dict]:
     for rec in records:
         text = rec["text"]
         res = {"id": rec["id"], "dropped_by": "", "reason": ""}
-        label, score, chosen = lid.predict([text])[0]
+        _label, score, chosen = lid.predict([text])[0]
         if not lid.keeps(score, chosen):
             res["dropped_by"] = "language"
         else:
@@ -113,7 +113,12 @@ def compare_chain(records: list[dict], ours: list[dict], theirs: list[dict], url
         a["text"] == b["text"] for a, b in zip(ours, theirs, strict=True) if not a["dropped_by"] and not b["dropped_by"]
     )
     diffs = [
-        {"id": r["id"], "url": urls.get(r["id"], ""), "ours": a["dropped_by"] or "keep", "datatrove": b["dropped_by"] or "keep"}
+        {
+            "id": r["id"],
+            "url": urls.get(r["id"], ""),
+            "ours": a["dropped_by"] or "keep",
+            "datatrove": b["dropped_by"] or "keep",
+        }
         for r, a, b in zip(records, ours, theirs, strict=True)
         if a["dropped_by"] != b["dropped_by"]
     ]

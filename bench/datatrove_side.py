@@ -84,13 +84,13 @@ def main() -> int:
             per_doc = [{} for _ in records]
             for name, flt in filters.items():
                 t0 = time.perf_counter()
-                for rec, res in zip(records, per_doc):
+                for rec, res in zip(records, per_doc, strict=False):
                     doc = Document(text=rec["text"], id=rec["id"])
                     res[name] = run_filter(flt, doc)
                     if name == "c4" and res[name]["keep"]:
                         res[name]["text"] = doc.text
                 timings[name].append(time.perf_counter() - t0)
-            results = [{"id": r["id"], **res} for r, res in zip(records, per_doc)]
+            results = [{"id": r["id"], **res} for r, res in zip(records, per_doc, strict=False)]
         else:
             spent = dict.fromkeys(filters, 0.0)
             for rec in records:

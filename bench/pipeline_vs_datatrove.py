@@ -107,7 +107,14 @@ def two_processes(halves: tuple[list[Path], list[Path]], work: Path) -> float:
         shutil.rmtree(out, ignore_errors=True)
         cmd = ["taskset", "-c", core, *HEADRACE, "run", *map(str, half), "--out", str(out), "--workers", "1"]
         cmd += ["--no-progress"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, HEADRACE_EXTRACT__TIMEOUT_S="1")))
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=dict(os.environ, HEADRACE_EXTRACT__TIMEOUT_S="1"),
+            )
+        )
     for p in procs:
         if p.wait() not in (0, 3):
             raise SystemExit("a scaling run failed")

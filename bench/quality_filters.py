@@ -84,7 +84,9 @@ def main() -> int:
     half = len(records) // 2
     texts = [r["text"] for r in records]
     model = bundled_model_path()
-    _, dt_all = run_datatrove_side("chain", records, args.work, model, repeat=args.runs, only=",".join(NAMES), pin=args.core)
+    _, dt_all = run_datatrove_side(
+        "chain", records, args.work, model, repeat=args.runs, only=",".join(NAMES), pin=args.core
+    )
     _, dt_half = run_datatrove_side(
         "chain", records[half:], args.work, model, repeat=args.runs, only=",".join(NAMES), pin=args.core
     )
@@ -102,7 +104,8 @@ def main() -> int:
         f"{args.runs} runs. Stream: the second {len(records) - half} texts after the first {half} (all texts new to "
         "the cache); cold: all texts, empty cache; repeat: all texts again, warm cache.",
         "",
-        "| filter | datatrove, 2nd half | headrace stream | speed-up | datatrove, all | headrace cold | speed-up | headrace repeat | speed-up |",
+        "| filter | datatrove, 2nd half | headrace stream | speed-up | datatrove, all | headrace cold | speed-up "
+        "| headrace repeat | speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for n in [*NAMES, "all four"]:

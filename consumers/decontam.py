@@ -30,9 +30,7 @@ from streams.records import Document
 log = logging.getLogger(__name__)
 
 STAGE = "decontam"
-_MULTIPLIERS = np.array(
-    [xxhash.xxh3_64_intdigest(f"decontam-{k}".encode()) | 1 for k in range(256)], dtype=np.uint64
-)
+_MULTIPLIERS = np.array([xxhash.xxh3_64_intdigest(f"decontam-{k}".encode()) | 1 for k in range(256)], dtype=np.uint64)
 
 
 class DecontamError(ValueError):
@@ -103,7 +101,10 @@ def ngram_hashes(words: Sequence[str], n: int) -> np.ndarray:
         return np.empty(0, dtype=np.uint64)
     cache: dict[str, int] = {}
     wh = np.fromiter(
-        (cache.get(w) or cache.setdefault(w, xxhash.xxh3_64_intdigest(w.encode("utf-8", "surrogatepass"))) for w in words),
+        (
+            cache.get(w) or cache.setdefault(w, xxhash.xxh3_64_intdigest(w.encode("utf-8", "surrogatepass")))
+            for w in words
+        ),
         dtype=np.uint64,
         count=len(words),
     )

@@ -77,7 +77,9 @@ def precheck(page: Page, config: ExtractConfig) -> Drop | None:
     if not page.body:
         return Drop("empty-body", stage=STAGE)
     if len(page.body) > config.max_html_bytes:
-        return Drop("oversize", {"bytes": float(len(page.body)), "threshold": float(config.max_html_bytes)}, stage=STAGE)
+        return Drop(
+            "oversize", {"bytes": float(len(page.body)), "threshold": float(config.max_html_bytes)}, stage=STAGE
+        )
     return None
 
 

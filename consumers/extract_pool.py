@@ -18,6 +18,7 @@ deduplication cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -112,10 +113,8 @@ class _Worker:
         self.conn.close()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
-        except (OSError, ValueError):
-            pass
         self.process.join(timeout=2)
         if self.process.is_alive():
             self.process.kill()
@@ -196,7 +195,9 @@ class ExtractPool:
             for conn, worker in list(busy.items()):
                 if worker.task is not None and now >= worker.deadline:
                     i = worker.task
-                    log.warning("extraction of %s exceeded %.1f s; worker replaced", pages[i].url, self.config.timeout_s)
+                    log.warning(
+                        "extraction of %s exceeded %.1f s; worker replaced", pages[i].url, self.config.timeout_s
+                    )
                     self.timeouts += 1
                     results[i] = Drop("extract-timeout", {"timeout_s": float(self.config.timeout_s)}, stage=STAGE)
                     del busy[conn]

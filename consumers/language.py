@@ -133,7 +133,9 @@ class LanguageFilter:
         step = max(1, self.config.batch_size)
         for i in range(0, len(docs), step):
             chunk = docs[i : i + step]
-            for doc, (label, score, chosen) in zip(chunk, self.identifier.predict([d.text for d in chunk]), strict=True):
+            for doc, (label, score, chosen) in zip(
+                chunk, self.identifier.predict([d.text for d in chunk]), strict=True
+            ):
                 out.append(self._decide(doc, label, score, chosen))
         return out
 

@@ -185,7 +185,7 @@ class Scrubber:
             k = bisect.bisect_right(starts, p - 1 if is_end else p) - 1
             if k < 0:
                 return p
-            new_start, new_end, old_start, old_end = moved[k]
+            _new_start, new_end, old_start, old_end = moved[k]
             if p < new_end or (is_end and p == new_end):
                 return old_end if is_end else old_start
             return p + old_end - new_end
@@ -230,13 +230,20 @@ class PiiStage(DocumentStage):
             result = self.scrubber.scrub(doc.text)
         except PiiOverload as exc:
             return Drop(
-                "pii-overload", {exc.what: float(exc.value), "threshold": float(exc.limit)}, detail=str(exc), stage=STAGE
+                "pii-overload",
+                {exc.what: float(exc.value), "threshold": float(exc.limit)},
+                detail=str(exc),
+                stage=STAGE,
             )
         n = len(result.redactions)
         if self.config.max_spans and n > self.config.max_spans:
             return Drop(
                 "pii-spans",
-                {"spans": float(n), "threshold": float(self.config.max_spans), **{k: float(v) for k, v in result.counts.items()}},
+                {
+                    "spans": float(n),
+                    "threshold": float(self.config.max_spans),
+                    **{k: float(v) for k, v in result.counts.items()},
+                },
                 stage=STAGE,
             )
         if not n:
@@ -253,5 +260,3 @@ def verify_redacted(original: str, redactions: Sequence[Redaction], scrubbed: st
     """True when none of the redacted strings of ``original`` survives in ``scrubbed`` (a takedown
     check: the log names exactly what was removed)."""
     return all(original[r.start : r.end] not in scrubbed for r in redactions)
-
-

@@ -8,8 +8,9 @@ of that recognizer can contain, with the neighbouring character kept as context:
 * **Triggers.** Every supported entity needs a digit, an ``@`` or a ``:``. One numpy pass over the
   code points finds them; a page without any is done.
 * **E-mail, IP addresses:** their patterns cannot contain whitespace, so each runs on the
-  whitespace-delimited tokens holding a candidate (e-mail: at most 256 characters each side of the
-  ``@``, which also bounds that pattern's backtracking, quadratic in a token).
+  whitespace-delimited tokens holding a candidate. An ``@`` with more than 256 characters without
+  whitespace on either side is not considered (addresses are at most 64 + 255 characters); this also
+  bounds presidio's e-mail pattern, whose backtracking is quadratic in a token.
 * **Credit cards, US SSN:** their matches consist of digits and ``- `` (SSN: also ``.``), so each
   runs on the maximal run of those characters around a candidate.
 * **Phone numbers:** on the maximal runs of the characters phonenumbers' candidate pattern can match
@@ -61,7 +62,10 @@ log = logging.getLogger(__name__)
 __all__ = ["ENTITIES", "PHONE_REGIONS", "PiiDetector", "PiiOverload", "Span"]
 
 # phonenumbers' separator characters (they never include a newline)
-_PHONE_PUNCT = "-x\u2010-\u2015\u2212\u30fc\uff0d-\uff0f \u00a0\u00ad\u200b\u2060\u3000()\uff08\uff09\uff3b\uff3d.\\[\\]/~\u2053\u223c\uff5e"
+_PHONE_PUNCT = (
+    "-x\u2010-\u2015\u2212\u30fc\uff0d-\uff0f \u00a0\u00ad\u200b\u2060\u3000()"
+    "\uff08\uff09\uff3b\uff3d.\\[\\]/~\u2053\u223c\uff5e"
+)
 
 # Necessary conditions, one per entity, with bounded repetition only (linear time).
 _CANDIDATES: dict[str, re.Pattern[str]] = {
@@ -82,7 +86,7 @@ _WS = re.compile(r"\s")
 EMAIL_REACH = 256  # characters searched on each side of an @
 
 
-class PiiOverload(RuntimeError):  # noqa: N818 - a condition the stage reports, not a crash
+class PiiOverload(RuntimeError):
     """A document needs more work than a budget allows (``what``: "windows" or "phone_attempts")."""
 
     def __init__(self, what: str, value: int, limit: int) -> None:
@@ -198,7 +202,7 @@ class PiiDetector:
         self._runs = dict(_RUNS)
         if PHONE in self.entities:
             floor = min(min(f) for f in phone_digit_floors(self.phone_regions).values())
-            self._checks[PHONE] = re.compile(r"\d(?:[" + _PHONE_PUNCT + r"]{0,4}\d){%d}" % max(0, floor - 1))
+            self._checks[PHONE] = re.compile(rf"\d(?:[{_PHONE_PUNCT}]{{0,4}}\d){{{max(0, floor - 1)}}}")
             self._runs[PHONE] = phone_characters()
         self._digit_entities = [e for e in self.entities if e != EMAIL]
 
@@ -228,7 +232,8 @@ class PiiDetector:
             trigger = classes == _DIGIT_CLASS
             if IP in self.entities:
                 trigger |= classes == _COLON
-            lines = self._line_windows(text, np.flatnonzero(trigger), np.flatnonzero(classes == _NEWLINE), budget)
+            newline = classes == _NEWLINE
+            lines = self._line_windows(text, trigger, newline, budget)
             by_entity: dict[str, list[Window]] = {}
             for line in lines:
                 piece = text[line[0] : line[1]]
@@ -280,21 +285,32 @@ class PiiDetector:
                 continue
             lo = max(0, p - EMAIL_REACH)
             m = _WS.search(text[lo:p][::-1])
+            if m is None and lo > 0:
+                continue  # over EMAIL_REACH characters before the @ without a break: not an address
             start = p - m.start() if m else lo
             m = _WS.search(text, p, min(n, p + EMAIL_REACH))
-            end = m.start() if m else min(n, p + EMAIL_REACH)
+            if m is None and p + EMAIL_REACH < n:
+                continue
+            end = m.start() if m else n
             if out and start <= out[-1][1]:
                 start = out[-1][0]
                 out.pop()
             out.append((start, end, start, end))
         return out
 
-    def _line_windows(self, text: str, triggers: np.ndarray, newlines: np.ndarray, budget: _Budget) -> list[Window]:
+    def _line_windows(self, text: str, trigger: np.ndarray, newline: np.ndarray, budget: _Budget) -> list[Window]:
         """Every line holding a trigger; long lines as overlapping windows around their triggers."""
+        triggers = np.flatnonzero(trigger)
         if not len(triggers):
             return []
-        lines = np.unique(np.searchsorted(newlines, triggers))
-        budget.add_windows(len(lines))
+        line_of = np.cumsum(newline, dtype=np.int64)  # newlines up to each position (none at triggers)
+        line_ids = line_of[triggers]  # sorted, like the triggers
+        first = np.empty(len(line_ids), dtype=bool)
+        first[0] = True
+        np.not_equal(line_ids[1:], line_ids[:-1], out=first[1:])
+        budget.add_windows(int(np.count_nonzero(first)))  # before any per-line work
+        lines = line_ids[first]
+        newlines = np.flatnonzero(newline)
         if len(newlines):
             starts = np.where(lines > 0, newlines[np.maximum(lines - 1, 0)] + 1, 0)
             ends = np.where(lines < len(newlines), newlines[np.minimum(lines, len(newlines) - 1)], len(text))
@@ -308,9 +324,7 @@ class PiiDetector:
                 out.extend(self._long_line_windows(text, a, b, triggers, budget))
         return out
 
-    def _long_line_windows(
-        self, text: str, a: int, b: int, triggers: np.ndarray, budget: _Budget
-    ) -> list[Window]:
+    def _long_line_windows(self, text: str, a: int, b: int, triggers: np.ndarray, budget: _Budget) -> list[Window]:
         size = self.max_line_chars
         lo, hi = np.searchsorted(triggers, [a, b])
         hits = triggers[lo:hi]

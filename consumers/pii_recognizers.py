@@ -64,7 +64,8 @@ def phone_digit_floors(regions: Sequence[str]) -> dict[str, tuple[int, int]]:
 
     def shortest(region: str) -> int:
         md = PhoneMetadata.metadata_for_region(region)
-        lengths = [n for n in md.general_desc.possible_length if n > 0] if md else []
+        desc = md.general_desc if md else None
+        lengths = [n for n in desc.possible_length if n > 0] if desc else []
         return min(lengths) if lengths else 1
 
     international = min(len(str(country_code_for_region(r))) + shortest(r) for r in SUPPORTED_REGIONS)
@@ -164,7 +165,10 @@ class NationalPrecheck:
             parsers = [m for m in (md, main) if m is not None]
             group = [PhoneMetadata.metadata_for_region(r) for r in COUNTRY_CODE_TO_REGION_CODE.get(cc, (region,))]
             descs = [
-                (re.compile(m.general_desc.national_number_pattern), frozenset(n for n in m.general_desc.possible_length if n > 0))
+                (
+                    re.compile(m.general_desc.national_number_pattern),
+                    frozenset(n for n in m.general_desc.possible_length if n > 0),
+                )
                 for m in group
                 if m is not None and m.general_desc is not None and m.general_desc.national_number_pattern
             ]
@@ -250,7 +254,8 @@ class CandidateScan:
     """
 
     def __init__(self, text: str) -> None:
-        from phonenumbers.phonenumbermatcher import _PATTERN, _SECOND_NUMBER_START_PATTERN
+        from phonenumbers.phonenumbermatcher import _PATTERN
+        from phonenumbers.phonenumberutil import _SECOND_NUMBER_START_PATTERN
 
         self.text = text
         self._pattern = _PATTERN
@@ -318,17 +323,18 @@ def build_recognizers(
     invalid = PhoneNumberMatcher._is_invalid_punctuation_symbol
     valid = phonenumbers.Leniency.VALID
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         """presidio's e-mail recognizer with its domain check on the bundled public-suffix list."""
 
         def validate_result(self, pattern_text: str) -> bool:
             return bool(tld(pattern_text).fqdn != "")
 
-    class GatedMatcher(PhoneNumberMatcher):  # type: ignore[misc]
+    class GatedMatcher(PhoneNumberMatcher):
         """phonenumbers' matcher, same matches, with the shortcuts described in the module docs."""
 
         def __init__(self, scan: CandidateScan, region: str, leniency: Any) -> None:
             super().__init__(scan.text, region, leniency=leniency)
+            self._region = region
             self._scan = scan
             self._national, self._international = floors[region]
 
@@ -373,8 +379,8 @@ def build_recognizers(
             prev_bad = offset > 0 and (invalid(text[offset - 1]) or latin(text[offset - 1]))
             next_bad = end < len(text) and (invalid(text[end]) or latin(text[end]))
             stamp = _TIME_STAMPS_SUFFIX.match(text, end) is not None
-            key = (self.preferred_region, int(self.leniency), candidate, prev_bad, next_bad, stamp)
-            hit = state.matches.get(key)
+            key = (self._region, int(self.leniency), candidate, prev_bad, next_bad, stamp)
+            hit: Any = state.matches.get(key)
             if hit is None:
                 match = super()._extract_match(candidate, offset)
                 hit = (match.start - offset, match.raw_string, match.number) if match is not None else False
@@ -400,9 +406,9 @@ def build_recognizers(
                     nxt = text[last]
                     if invalid(nxt) or latin(nxt):
                         return None
-            key = (self.preferred_region, int(self.leniency), candidate)
-            number = state.memo.get(key)
-            if number is None and precheck.possible(self.preferred_region, candidate) is False:
+            key = (self._region, int(self.leniency), candidate)
+            number: Any = state.memo.get(key)
+            if number is None and precheck.possible(self._region, candidate) is False:
                 number = False
             if number is None:
                 if state.on_attempt is not None:
@@ -414,7 +420,7 @@ def build_recognizers(
                 state.memo[key] = number
             return PhoneNumberMatch(offset, candidate, number) if number is not False else None
 
-    class GatedPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc]
+    class GatedPhoneRecognizer(PhoneRecognizer):
         """presidio's phone recognizer (same regions, leniency, scores) over :class:`GatedMatcher`."""
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
@@ -463,7 +469,7 @@ def reference_analyzer(entities: Sequence[str] = ENTITIES, phone_regions: Sequen
 
     tld = offline_tld_extractor()
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(tld(pattern_text).fqdn != "")
 

@@ -36,8 +36,10 @@ class C4Quality(TextFilter):
         for line in lines:
             line = line.strip()
             words = line.split()
-            if cfg.max_word_length != -1 and len(line) > cfg.max_word_length and any(
-                len(w) > cfg.max_word_length for w in words
+            if (
+                cfg.max_word_length != -1
+                and len(line) > cfg.max_word_length
+                and any(len(w) > cfg.max_word_length for w in words)
             ):
                 removed += 1
                 continue

@@ -38,7 +38,7 @@ class Hygiene(TextFilter):
         super().__init__(annotate_kept)
         self.config = config
         n = max(1, config.min_blob_length)
-        self._blob = re.compile(r"[A-Za-z0-9+/]{%d,}={0,2}" % n)
+        self._blob = re.compile(rf"[A-Za-z0-9+/]{{{n},}}={{0,2}}")
 
     def check(self, text: str) -> Verdict:
         cfg = self.config

@@ -32,7 +32,14 @@ def test_filters_agree_with_datatrove(shared_data: Path, tmp_path: Path) -> None
         pytest.skip("datatrove virtualenv not found: run `make datatrove-venv` (or set HEADRACE_DATATROVE_PYTHON)")
     report_path = tmp_path / "agreement.json"
     res = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "datatrove_agreement.py"), "--data", str(shared_data), "--json", str(report_path)],
+        [
+            sys.executable,
+            str(REPO / "bench" / "datatrove_agreement.py"),
+            "--data",
+            str(shared_data),
+            "--json",
+            str(report_path),
+        ],
         capture_output=True,
         text=True,
         timeout=3600,

@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-from consumers.language import LanguageConfig, LanguageFilter, LanguageIdentifier, ModelNotFoundError, bundled_model_path
+from consumers.language import (
+    LanguageConfig,
+    LanguageFilter,
+    LanguageIdentifier,
+    ModelNotFoundError,
+    bundled_model_path,
+)
 from consumers.stage import Drop
 from streams.records import Document
 

@@ -29,7 +29,26 @@ PLANTS = [
     "078-05-1120", "219-09-9999", "123 45 6789", "GB82 WEST 1234 5698 7654 32", "DE89370400440532013000",
     "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "٠١٢٣٤٥٦٧٨٩",
 ]  # fmt: skip
-FILLER = ["the", "call", "on", "at", "mail", "or", "x", "tel:", "ip", "card", "(", ")", "-", ".", ",", "2008", "$5", "50%"]
+FILLER = [
+    "the",
+    "call",
+    "on",
+    "at",
+    "mail",
+    "or",
+    "x",
+    "tel:",
+    "ip",
+    "card",
+    "(",
+    ")",
+    "-",
+    ".",
+    ",",
+    "2008",
+    "$5",
+    "50%",
+]
 SEP = [" ", " ", " ", "\n", "  ", "\t", ", ", ": ", "\u00a0", "/"]
 
 texts = st.lists(

@@ -110,11 +110,23 @@ def test_bad_pages_through_the_process_group(tmp_path: Path) -> None:
     from streams.topics import Topics
 
     cfg = load_config(None, {"extract": {"workers": 1, "timeout_s": 0.5}}, environ={})
-    slow = b"<html><body>" + b"".join(b"<div><p>p%d " % i + b"word " * 40 + b"</p></div>" for i in range(8000)) + b"</body></html>"
+    slow = (
+        b"<html><body>"
+        + b"".join(b"<div><p>p%d " % i + b"word " * 40 + b"</p></div>" for i in range(8000))
+        + b"</body></html>"
+    )
     pages = [
-        Page(page_id="a", url="http://x/a", fetched_at="t", content_type="text/html", body=b"<html><body></body></html>"),
+        Page(
+            page_id="a", url="http://x/a", fetched_at="t", content_type="text/html", body=b"<html><body></body></html>"
+        ),
         Page(page_id="b", url="http://x/b", fetched_at="t", content_type="text/html", body=slow),
-        Page(page_id="c", url="http://x/c", fetched_at="t", content_type="text/html; charset=utf-8", body=b"\xff\xfe\xfa" * 999),
+        Page(
+            page_id="c",
+            url="http://x/c",
+            fetched_at="t",
+            content_type="text/html; charset=utf-8",
+            body=b"\xff\xfe\xfa" * 999,
+        ),
     ]
     topics = Topics()
     stats = Stats()

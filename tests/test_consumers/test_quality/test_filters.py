@@ -50,7 +50,10 @@ def test_gopher_repetition_keeps_prose_and_reports_values() -> None:
     ("text", "reason"),
     [
         ("same paragraph\n\n" * 10, "dup_para_frac"),
-        ("\n\n".join(["first short one", "second short one", "third short one", "y x" * 300, "y x" * 300]), "dup_para_char_frac"),
+        (
+            "\n\n".join(["first short one", "second short one", "third short one", "y x" * 300, "y x" * 300]),
+            "dup_para_char_frac",
+        ),
         ("\n".join(["one", "two", "two", "two", "three"]), "dup_line_frac"),
         ("buy now " * 50, "top_2_gram"),
     ],
@@ -75,9 +78,11 @@ def test_gopher_repetition_thresholds_switch_off_with_zero() -> None:
         ("incomprehensibilities " * 60, "gopher_above_avg_threshold"),
         (PROSE + "# " * 40, "gopher_too_many_hashes"),
         (PROSE + "... " * 40, "gopher_too_many_ellipsis"),
-        ("\n".join("- item number %d of the list, the and with" % i for i in range(40)), "gopher_too_many_bullets"),
+        ("\n".join(f"- item number {i} of the list, the and with" for i in range(40)), "gopher_too_many_bullets"),
         (
-            "\n".join("the line number %d of this text goes on and on and then it trails off ..." % i for i in range(40)),
+            "\n".join(
+                f"the line number {i} of this text goes on and on and then it trails off ..." for i in range(40)
+            ),
             "gopher_too_many_end_ellipsis",
         ),
         (PROSE + " 123 456" * 60, "gopher_below_alpha_threshold"),
@@ -149,8 +154,14 @@ def test_fineweb_keeps_prose() -> None:
     [
         (PROSE + "\x00\x01\x02\x03\x04\x05" * 10, "control_chars"),
         (PROSE + '<div class="x"><span>' * 20, "markup"),
-        (PROSE + " " + "QUJDRA0ZmZ3hZWjEyMzQ1Njc4OTBhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ekFCQ0RFRkdISUpLTE1OT1BR" * 4, "blobs"),
-        ("\n".join(["Home", "About us", "Contact", "Privacy Policy", "Share on Facebook", "Back to top", PROSE]), "boilerplate"),
+        (
+            PROSE + " " + "QUJDRA0ZmZ3hZWjEyMzQ1Njc4OTBhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ekFCQ0RFRkdISUpLTE1OT1BR" * 4,
+            "blobs",
+        ),
+        (
+            "\n".join(["Home", "About us", "Contact", "Privacy Policy", "Share on Facebook", "Back to top", PROSE]),
+            "boilerplate",
+        ),
     ],
 )
 def test_hygiene_reasons(text: str, reason: str) -> None:
