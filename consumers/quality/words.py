@@ -253,7 +253,7 @@ class WordSplitter:
                 import spacy
                 from spacy.pipeline.sentencizer import Sentencizer
             except ImportError as exc:  # pragma: no cover - spaCy comes with presidio-analyzer
-                raise TokenizerUnavailableError("exact word splitting needs spaCy; install headrace[process]") from exc
+                raise TokenizerUnavailableError("exact word splitting needs spaCy (a headrace dependency)") from exc
             self._nlp = spacy.blank("en")
             self._punct_chars = frozenset(Sentencizer.default_punct_chars)
             self._affixes = AffixSplitter(self._nlp.tokenizer)
