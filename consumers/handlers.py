@@ -15,6 +15,7 @@ from typing import Protocol
 from compliance.blocklist import Blocklist, EmptyBlocklist
 from compliance.policy import opted_out
 from consumers.extract import Extractor
+from consumers.extract_pool import ExtractPool
 from consumers.ledger import rejection_for
 from consumers.stage import Checkpointing, Drop, Stage, run_chain
 from consumers.textnorm import exact_key
@@ -61,7 +62,7 @@ class ProcessHandler:
 
     def __init__(
         self,
-        extractor: Extractor,
+        extractor: Extractor | ExtractPool,
         stages: Sequence[Stage],
         topics: Topics,
         stats: Stats,
@@ -109,7 +110,7 @@ class ProcessHandler:
                 out.append(self._reject(page, res, now))
             else:
                 docs.append(res)
-        results = run_chain(self.stages, docs) if self.stages else list(docs)
+        results = run_chain(self.stages, docs, self.stats) if self.stages else list(docs)
         for doc, res in zip(docs, results, strict=True):
             if isinstance(res, Drop):
                 self.stats.inc(f"{res.stage}/drop/{res.reason}")

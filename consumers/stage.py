@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from consumers.stats import Stats
 from streams.bus import TopicPartition
 from streams.records import Document
 
@@ -77,15 +78,21 @@ class DocumentStage:
         """Release resources (worker processes, models)."""
 
 
-def run_chain(stages: Sequence[Stage], docs: Sequence[Document]) -> list[StageResult]:
-    """Run ``docs`` through ``stages``; survivors of each stage feed the next. One result per input."""
+def run_chain(stages: Sequence[Stage], docs: Sequence[Document], stats: Stats | None = None) -> list[StageResult]:
+    """Run ``docs`` through ``stages``; survivors of each stage feed the next. One result per input.
+    With ``stats``, each stage's time is added under its name (``stats.seconds[stage.name]``)."""
     results: list[StageResult] = list(docs)
     for stage in stages:
         alive = [i for i, r in enumerate(results) if isinstance(r, Document)]
         if not alive:
             break
         batch = [results[i] for i in alive]
-        out = stage.process_batch(batch)  # type: ignore[arg-type]
+        if stats is not None:
+            with stats.timer(stage.name):
+                out = stage.process_batch(batch)  # type: ignore[arg-type]
+            stats.inc(f"{stage.name}/in", len(batch))
+        else:
+            out = stage.process_batch(batch)  # type: ignore[arg-type]
         if len(out) != len(batch):
             raise StageBatchError(f"stage {stage.name} returned {len(out)} results for {len(batch)} inputs")
         for i, r in zip(alive, out, strict=True):

@@ -13,15 +13,19 @@ import logging
 import os
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from consumers.decontam import DecontamConfig
 from consumers.dedup.stage import DedupConfig
 from consumers.extract import ExtractConfig
+from consumers.language import LanguageConfig
+from consumers.pii import PiiConfig
+from consumers.quality.config import QualityConfig
 from consumers.shards.sink import ShardConfig
 from crawler.crawl_config import CrawlConfig
 from crawler.replay_config import ReplayConfig
@@ -50,6 +54,10 @@ class PipelineConfig:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -77,25 +85,38 @@ def _parse_scalar(raw: str) -> Any:
         return raw
 
 
-def _is_text_field(section: str, key: str) -> bool:
-    """Whether ``PipelineConfig.<section>.<key>`` holds a string (``str`` or ``str | None``)."""
-    section_type = typing.get_type_hints(PipelineConfig).get(section)
-    if not (isinstance(section_type, type) and dataclasses.is_dataclass(section_type)):
-        return False
-    hint = typing.get_type_hints(section_type).get(key)
+def _is_text_field(path: Sequence[str]) -> bool:
+    """Whether ``PipelineConfig.<path...>`` holds a string (``str`` or ``str | None``)."""
+    cls: Any = PipelineConfig
+    hint: Any = None
+    for name in path:
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            return False
+        hint = typing.get_type_hints(cls).get(name)
+        cls = hint
     return hint is str or (hint is not None and set(typing.get_args(hint)) == {str, type(None)})
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``HEADRACE_SECTION__KEY=value`` -> ``{section: {key: value}}``. Values are parsed as TOML, except
-    for string settings, which are taken verbatim: a password such as ``12345`` or ``[x]`` (from a
-    Kubernetes Secret) must not turn into a number or a list."""
+    """``HEADRACE_SECTION__KEY=value`` -> ``{section: {key: value}}``; deeper sections nest the same
+    way (``HEADRACE_QUALITY__C4__ENABLED=false``). Values are parsed as TOML, except for string
+    settings, which are taken verbatim: a password such as ``12345`` or ``[x]`` (from a Kubernetes
+    Secret) must not turn into a number or a list."""
     out: dict[str, dict[str, Any]] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[key] = raw if _is_text_field(section, key) else _parse_scalar(raw)
+        path = [p for p in name[len(ENV_PREFIX) :].lower().split("__")]
+        if any(not p for p in path):
+            continue
+        node: dict[str, Any] = out.setdefault(path[0], {})
+        for part in path[1:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[path[-1]] = raw if _is_text_field(path) else _parse_scalar(raw)
     return out
 
 

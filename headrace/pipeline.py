@@ -10,9 +10,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from compliance.blocklist import Blocklist
+from consumers.decontam import Decontaminator
 from consumers.dedup.stage import DedupStage, open_index
 from consumers.extract import Extractor
+from consumers.extract_pool import ExtractPool
 from consumers.handlers import DocumentHandler, ProcessHandler
+from consumers.language import LanguageFilter
+from consumers.pii import PiiStage
+from consumers.quality.stages import quality_stages
 from consumers.stage import Stage
 from headrace.config import PipelineConfig
 from streams.stats import Stats
@@ -37,8 +42,28 @@ def topics_for(config: PipelineConfig) -> Topics:
 
 
 def process_stages(config: PipelineConfig) -> list[Stage]:
-    """Stages after extraction: PII, language, quality, decontamination (later issues fill these)."""
-    return []
+    """Stages after extraction, in order: language ID, the quality filters (datatrove's FineWeb order,
+    then the hygiene rules), decontamination (when benchmark files are configured), PII.
+
+    Filters run before PII scrubbing so they judge the text datatrove's filters would judge, and so
+    the (costlier) scrubbing only sees documents that are kept.
+    """
+    stages: list[Stage] = []
+    if config.language.enabled:
+        stages.append(LanguageFilter(config.language))
+    stages.extend(quality_stages(config.quality))
+    if config.decontam.enabled and config.decontam.paths:
+        stages.append(Decontaminator(config.decontam))
+    if config.pii.enabled:
+        stages.append(PiiStage(config.pii))
+    return stages
+
+
+def build_extractor(config: PipelineConfig) -> Extractor | ExtractPool:
+    """In process when ``extract.workers`` is 0, else a pool of worker processes with time limits."""
+    if config.extract.workers > 0:
+        return ExtractPool(config.extract, pipeline=pipeline_id(config))
+    return Extractor(config.extract, pipeline=pipeline_id(config))
 
 
 def dedup_stages(config: PipelineConfig, directory: str | Path | None = None) -> list[Stage]:
@@ -49,8 +74,7 @@ def dedup_stages(config: PipelineConfig, directory: str | Path | None = None) ->
 
 
 def build_process_handler(config: PipelineConfig, stats: Stats, blocklist: Blocklist) -> ProcessHandler:
-    extractor = Extractor(config.extract, pipeline=pipeline_id(config))
-    return ProcessHandler(extractor, process_stages(config), topics_for(config), stats, blocklist)
+    return ProcessHandler(build_extractor(config), process_stages(config), topics_for(config), stats, blocklist)
 
 
 def build_dedup_handler(config: PipelineConfig, stats: Stats, dedup_dir: str | Path | None = None) -> DocumentHandler:

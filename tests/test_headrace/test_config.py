@@ -36,3 +36,19 @@ def test_ops_settings_do_not_change_the_pipeline_digest() -> None:
     base = load_config(environ={})
     assert load_config(environ={"HEADRACE_OPS__METRICS_PORT": "9400"}).digest() == base.digest()
     assert load_config(environ={"HEADRACE_BUS__BATCH_SIZE": "7"}).digest() != base.digest()
+
+
+def test_nested_sections_from_env() -> None:
+    cfg = load_config(
+        environ={
+            "HEADRACE_QUALITY__C4__ENABLED": "false",
+            "HEADRACE_QUALITY__GOPHER_QUALITY__MIN_DOC_WORDS": "10",
+            "HEADRACE_CRAWL__ROBOTS__UNREACHABLE_FALLBACK": "allow",  # a nested string
+        }
+    )
+    assert cfg.quality.c4.enabled is False
+    assert cfg.quality.gopher_quality.min_doc_words == 10
+    assert cfg.quality.fineweb.enabled is True
+    assert cfg.crawl.robots.unreachable_fallback == "allow"
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_config(environ={"HEADRACE_QUALITY__C4__ENABLD": "false"})

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def corpus_template(tmp_path_factory: pytest.TempPathFactory, sample_warc: Path) -> Path:
     out = tmp_path_factory.mktemp("corpus") / "run"
-    env = {**os.environ, "HEADRACE_SHARDS__MAX_DOCUMENTS": "3"}  # many small shards
+    # many small shards; quality filters off so the code-heavy sample keeps its documents
+    env = {**os.environ, "HEADRACE_SHARDS__MAX_DOCUMENTS": "3", "HEADRACE_QUALITY__ENABLED": "false"}
     res = subprocess.run(
         [
             sys.executable,

@@ -70,14 +70,15 @@ def test_bad_index_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pipeline_shards(tmp_path_factory: pytest.TempPathFactory, sample_warc: Path) -> Path:
-    """Real sealed shards: the sample WARC through the embedded pipeline (several shards, EOS, gpt2)."""
+    """Real sealed shards: the sample WARC through the embedded pipeline (several shards, EOS, gpt2).
+    The quality filters are off: the code-heavy sample would leave too few documents for several shards."""
     from dataclasses import replace
 
     from headrace.config import load_config
     from headrace.embedded import EmbeddedPipeline
 
     out = tmp_path_factory.mktemp("pipeline")
-    cfg = load_config(None, {"extract": {"extractor": "resiliparse"}, "shards": {"max_documents": 7}}, environ={})
+    cfg = load_config(None, {"extract": {"extractor": "resiliparse"}, "quality": {"enabled": False}, "shards": {"max_documents": 7}}, environ={})
     cfg = replace(cfg, bus=replace(cfg.bus, partitions=2))
     summary = EmbeddedPipeline(cfg, out).run([str(sample_warc)])
     assert summary.shards_sealed >= 3 and summary.docs_written > 20

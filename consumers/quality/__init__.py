@@ -1,0 +1,1 @@
+"""Quality filters (datatrove-compatible Gopher, C4 and FineWeb rules) and text hygiene rules."""
