@@ -78,7 +78,8 @@ def pipeline_shards(tmp_path_factory: pytest.TempPathFactory, sample_warc: Path)
     from headrace.embedded import EmbeddedPipeline
 
     out = tmp_path_factory.mktemp("pipeline")
-    cfg = load_config(None, {"extract": {"extractor": "resiliparse"}, "quality": {"enabled": False}, "shards": {"max_documents": 7}}, environ={})
+    overrides = {"extract": {"extractor": "resiliparse"}, "quality": {"enabled": False}, "shards": {"max_documents": 7}}
+    cfg = load_config(None, overrides, environ={})
     cfg = replace(cfg, bus=replace(cfg.bus, partitions=2))
     summary = EmbeddedPipeline(cfg, out).run([str(sample_warc)])
     assert summary.shards_sealed >= 3 and summary.docs_written > 20
