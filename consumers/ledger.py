@@ -14,6 +14,9 @@ from streams.records import DeadLetter, Document, Lineage, Page, Rejection, Sign
 
 log = logging.getLogger(__name__)
 
+#: Characters of a dropped document's text kept in its ledger entry (the scorecard's samples).
+EXCERPT_CHARS = 300
+
 
 def rejection_for(item: Page | Document, drop: Drop, at: str) -> Rejection:
     ident = item.doc_id if isinstance(item, Document) else item.page_id
@@ -30,6 +33,8 @@ def rejection_for(item: Page | Document, drop: Drop, at: str) -> Rejection:
         lineage=lineage,
         signals=signals,
         at=at,
+        excerpt=item.text[:EXCERPT_CHARS] if isinstance(item, Document) else "",
+        chars=len(item.text) if isinstance(item, Document) else 0,
     )
 
 

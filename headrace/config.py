@@ -30,6 +30,7 @@ from consumers.shards.sink import ShardConfig
 from crawler.crawl_config import CrawlConfig
 from crawler.replay_config import ReplayConfig
 from headrace.ops.config import OpsConfig
+from headrace.report.config import GateConfig
 from streams.kafka import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,15 @@ class PipelineConfig:
     ops: OpsConfig = field(default_factory=OpsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    report: GateConfig = field(default_factory=GateConfig)
 
     def digest(self) -> str:
-        """Stable hash of the effective config (secrets and ops settings excluded: they change no data)."""
+        """Stable hash of the effective config (secrets, ops settings and report gates excluded: they
+        change no data)."""
         data = msgspec.to_builtins(self)
         data.get("kafka", {}).pop("sasl_password", None)
         data.pop("ops", None)
+        data.pop("report", None)
         blob = msgspec.json.encode(data, order="sorted")
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -96,6 +96,8 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     lineage: Lineage = msgspec.field(default_factory=lambda: Lineage(source="unknown"))
     signals: tuple[Signal, ...] = ()
     at: str = ""
+    excerpt: str = ""  # the start of the dropped document's text (before PII scrubbing), for reviews
+    chars: int = 0  # length of the dropped document's text (0 for pages dropped before extraction)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -65,6 +65,8 @@ class DocEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     fetched_at: str = ""
     pii: dict[str, int] = msgspec.field(default_factory=dict)
     page_id: str = ""  # the page the text came from (tells re-deliveries from second captures)
+    language_score: float = 0.0
+    annotations: dict[str, float] = msgspec.field(default_factory=dict)  # quality measurements (scorecard)
 
 
 class MergedPart(msgspec.Struct, frozen=True):

@@ -113,6 +113,8 @@ class OpenShard:
                 fetched_at=doc.fetched_at,
                 pii=dict(doc.pii_counts),
                 page_id=doc.page_id,
+                language_score=doc.language_score,
+                annotations=dict(doc.annotations),
             )
         )
         self.sizes.append(len(arr))

@@ -2,8 +2,8 @@
 (optionally) a pass over the decoded text of the kept documents.
 
 The corpus-level measures (duplicates left, non-target language, residual PII, text hygiene) are
-computed on the released bytes themselves, not taken from the pipeline's own counters: a release gate
-must catch a corpus that was built with a stage switched off.
+computed on the released bytes themselves by a :class:`Scanner`, not taken from the pipeline's own
+counters: a release gate must catch a corpus that was built with a stage switched off.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import logging
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from consumers.shards.manifest import DocEntry
 from consumers.shards.reader import list_shards
-from consumers.shards.tokenizer import load_tokenizer
+from consumers.shards.tokenizer import Tokenizer, TokenizerNotFoundError, load_tokenizer
 from streams.ids import url_host
 
 log = logging.getLogger(__name__)
@@ -30,19 +31,39 @@ STAGE_ORDER = (
     "policy",
     "replay",
     "extract",
-    "pii",
     "language",
+    "quality",
     "gopher_repetition",
     "gopher_quality",
     "c4",
     "fineweb",
-    "quality",
     "hygiene",
     "decontam",
+    "pii",
     "dedup",
     "shards",
 )
 EXCERPT = 280
+KEPT_SAMPLES = 8
+
+#: Ledger values whose name differs from the annotation the same filter writes on the documents it
+#: keeps (``stage/drop-value`` -> annotation key), so kept and dropped land in one histogram.
+SIGNAL_ALIASES = {
+    "gopher_quality/gopher_below_avg_threshold": "avg_word_length",
+    "gopher_quality/gopher_above_avg_threshold": "avg_word_length",
+    "gopher_quality/gopher_too_many_hashes": "hash_ratio",
+    "gopher_quality/gopher_too_many_ellipsis": "ellipsis_ratio",
+    "gopher_quality/gopher_too_many_bullets": "bullet_lines_ratio",
+    "gopher_quality/gopher_too_many_end_ellipsis": "end_ellipsis_lines_ratio",
+    "gopher_quality/gopher_below_alpha_threshold": "alpha_words_ratio",
+    "gopher_quality/gopher_enough_stop_words": "stop_words",
+    "gopher_quality/gopher_short_doc": "words",
+    "gopher_quality/gopher_long_doc": "words",
+    "hygiene/control_chars": "control_fraction",
+    "hygiene/markup": "markup_fraction",
+    "hygiene/blobs": "blob_fraction",
+    "hygiene/boilerplate": "boilerplate_line_fraction",
+}
 
 
 @dataclass
@@ -61,26 +82,34 @@ class ReportData:
     shards: int = 0
     kept_docs: int = 0
     kept_tokens: int = 0
+    kept_chars: int = 0
     doc_tokens: list[int] = field(default_factory=list)
     doc_chars: list[int] = field(default_factory=list)
     dropped_by_stage: Counter[str] = field(default_factory=Counter)
+    dropped_chars_by_stage: Counter[str] = field(default_factory=Counter)
     dropped_by_reason: Counter[str] = field(default_factory=Counter)  # "stage/reason"
     dead_letters: Counter[str] = field(default_factory=Counter)
     languages_kept: Counter[str] = field(default_factory=Counter)
+    languages_identified: int = 0  # kept documents without a label that the scan identified
+    languages_dropped: Counter[str] = field(default_factory=Counter)
     kept_domains: Counter[str] = field(default_factory=Counter)
     dropped_domains: Counter[str] = field(default_factory=Counter)
     pii_scrubbed: Counter[str] = field(default_factory=Counter)
     signals_kept: Counter[str] = field(default_factory=Counter)  # "kind:verdict"
     signals_dropped: Counter[str] = field(default_factory=Counter)
+    kept_without_signals: int = 0  # kept documents whose page carried no robots/opt-out signal
     quality_kept: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     quality_dropped: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    ledger_thresholds: dict[str, set[float]] = field(default_factory=lambda: defaultdict(set))
     samples_kept: list[Sample] = field(default_factory=list)
     samples_dropped: dict[str, list[Sample]] = field(default_factory=dict)
-    inputs: Counter[str] = field(default_factory=Counter)
+    inputs: Counter[str] = field(default_factory=Counter)  # kept documents per input
+    inputs_dropped: Counter[str] = field(default_factory=Counter)
     pipelines: Counter[str] = field(default_factory=Counter)
     tokenizers: Counter[str] = field(default_factory=Counter)
     # corpus scan
     scanned_docs: int = 0
+    scan_skipped: str = ""  # why the text scan did not run, when it did not
     corpus_exact_duplicates: int = 0
     corpus_near_duplicates: int = 0
     residual_pii: Counter[str] = field(default_factory=Counter)
@@ -102,6 +131,24 @@ class ReportData:
         rows = [("input", remaining)]
         for stage in ordered_stages(self.dropped_by_stage):
             remaining -= self.dropped_by_stage[stage]
+            rows.append((f"after {stage}", remaining))
+        return rows
+
+    def tokens_per_char(self) -> float:
+        return self.kept_tokens / self.kept_chars if self.kept_chars else 0.0
+
+    def token_funnel(self) -> list[tuple[str, int]]:
+        """Tokens remaining after each stage. Dropped documents were never tokenized: their tokens are
+        estimated from their length in characters at the kept corpus's tokens-per-character ratio, and
+        pages dropped before extraction (no text) count zero."""
+        ratio = self.tokens_per_char()
+        dropped = {s: round(self.dropped_chars_by_stage.get(s, 0) * ratio) for s in self.dropped_by_stage}
+        remaining = self.kept_tokens + sum(dropped.values())
+        rows = [("extracted", remaining)]
+        for stage in ordered_stages(self.dropped_by_stage):
+            if not dropped[stage]:
+                continue
+            remaining -= dropped[stage]
             rows.append((f"after {stage}", remaining))
         return rows
 
@@ -127,6 +174,18 @@ class ReportData:
         n = self.scanned_docs
         return 1.0 - self.hygiene_bad_docs / n if n else 1.0
 
+    def dead_letter_share(self) -> float:
+        n = self.docs_in + sum(self.dead_letters.values())
+        return sum(self.dead_letters.values()) / n if n else 0.0
+
+
+class Scanner(Protocol):
+    """Measures the decoded text of each kept document (duplicates, PII, hygiene, language)."""
+
+    def scan(self, data: ReportData, entry: DocEntry, text: str) -> None: ...
+
+    def finish(self, data: ReportData) -> None: ...
+
 
 def ordered_stages(counter: Counter[str]) -> list[str]:
     known = [s for s in STAGE_ORDER if s in counter]
@@ -149,74 +208,92 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield obj
 
 
+def _input_name(lineage: Any) -> str:
+    if lineage is None:
+        return "unknown"
+    if isinstance(lineage, dict):
+        return str(lineage.get("warc_path") or lineage.get("job") or lineage.get("source") or "unknown")
+    return str(lineage.warc_path or lineage.job or lineage.source or "unknown")
+
+
 def collect(
     shards_dir: Path,
     ledger_dir: Path | None = None,
     *,
+    scanner: Scanner | None = None,
     samples_per_reason: int = 3,
-    scan_text: bool = True,
-    text_checks: Callable[[str], dict[str, int]] | None = None,
-    pii_scan: Callable[[str], dict[str, int]] | None = None,
-    near_dup_scan: Callable[[list[str]], int] | None = None,
     seed: int = 0,
 ) -> ReportData:
+    """Read every live shard (and the ledger); with a ``scanner``, decode and measure each kept text."""
     rng = random.Random(seed)
     data = ReportData(str(shards_dir), str(ledger_dir) if ledger_dir else None)
-    shards = list_shards(shards_dir)
+    shards = list_shards(shards_dir) if shards_dir.is_dir() else []
     data.shards = len(shards)
     hashes: Counter[str] = Counter()
-    texts: list[str] = []
-    tokenizers: dict[str, Any] = {}
+    tokenizers: dict[str, Tokenizer | None] = {}
     for shard in shards:
         m = shard.manifest
         data.pipelines[m.pipeline or "unknown"] += m.documents
-        data.tokenizers[f"{m.tokenizer.name} ({m.tokenizer.sha256[:12]})"] += m.documents
-        toks = shard.tokens() if scan_text else None
+        data.tokenizers[f"{m.tokenizer.name} (sha256 {m.tokenizer.sha256[:12]}, vocab {m.tokenizer.vocab_size})"] += (
+            m.documents
+        )
         tok = None
-        if scan_text:
-            tok = tokenizers.get(m.tokenizer.sha256)
-            if tok is None:
-                tok = tokenizers[m.tokenizer.sha256] = load_tokenizer(m.tokenizer.name)
+        if scanner is not None:
+            if m.tokenizer.sha256 not in tokenizers:
+                tokenizers[m.tokenizer.sha256] = _load_tokenizer(m.tokenizer.name, data)
+            tok = tokenizers[m.tokenizer.sha256]
+        toks = shard.tokens() if tok is not None else None
         for d in m.docs:
             data.kept_docs += 1
             data.kept_tokens += d.length
             data.doc_tokens.append(d.length)
-            data.languages_kept[d.language or "unlabelled"] += 1
+            if d.language or scanner is None or tok is None:
+                data.languages_kept[d.language or "unlabelled"] += 1
             data.kept_domains[url_host(d.url) or "?"] += 1
             hashes[d.content_hash] += 1
-            for ent, n in d.pii.items():
-                data.pii_scrubbed[ent] += n
+            data.pii_scrubbed.update(d.pii)
             for s in d.signals:
                 data.signals_kept[f"{s.kind}:{s.verdict}"] += 1
-            for k, v in getattr(d, "annotations", {}).items():
+            if not d.signals:
+                data.kept_without_signals += 1
+            for k, v in d.annotations.items():
                 data.quality_kept[k].append(float(v))
-            if d.lineage is not None:
-                data.inputs[d.lineage.warc_path or d.lineage.job or d.lineage.source] += 1
-            if toks is not None and tok is not None:
-                ids = [int(t) for t in toks[d.start : d.start + d.length - 1]]
-                text = tok.decode(ids)
-                data.doc_chars.append(len(text))
-                data.scanned_docs += 1
-                texts.append(text)
-                if text_checks is not None:
-                    flags = text_checks(text)
-                    if flags:
-                        data.hygiene_bad_docs += 1
-                        data.hygiene_flags.update(flags)
-                if pii_scan is not None:
-                    data.residual_pii.update(pii_scan(text))
-                if len(data.samples_kept) < 6 or rng.random() < 6 / max(data.kept_docs, 1):
-                    sample = Sample(d.doc_id, d.url, _excerpt(text))
-                    if len(data.samples_kept) < 6:
-                        data.samples_kept.append(sample)
-                    else:
-                        data.samples_kept[rng.randrange(6)] = sample
-    data.corpus_exact_duplicates = sum(n - 1 for n in hashes.values() if n > 1)
-    if near_dup_scan is not None and texts:
-        data.corpus_near_duplicates = max(0, near_dup_scan(texts) - data.corpus_exact_duplicates)
+            if d.language_score:
+                data.quality_kept["language.score"].append(d.language_score)
+            data.inputs[_input_name(d.lineage)] += 1
+            if toks is None or tok is None or scanner is None:
+                continue
+            ids = [int(t) for t in toks[d.start : d.start + d.length - 1]]  # without the EOS
+            text = tok.decode(ids)
+            data.doc_chars.append(len(text))
+            data.kept_chars += len(text)
+            data.scanned_docs += 1
+            scanner.scan(data, d, text)
+            # reservoir sample of kept documents
+            if len(data.samples_kept) < KEPT_SAMPLES:
+                data.samples_kept.append(Sample(d.doc_id, d.url, _excerpt(text)))
+            else:
+                j = rng.randrange(data.scanned_docs)
+                if j < KEPT_SAMPLES:
+                    data.samples_kept[j] = Sample(d.doc_id, d.url, _excerpt(text))
+    if scanner is not None and data.scanned_docs:
+        scanner.finish(data)
+    else:
+        data.corpus_exact_duplicates = sum(n - 1 for n in hashes.values() if n > 1)
+        if scanner is None:
+            data.scan_skipped = data.scan_skipped or "text scan switched off"
     if ledger_dir is not None:
         _collect_ledger(data, ledger_dir, samples_per_reason)
     return data
+
+
+def _load_tokenizer(name: str, data: ReportData) -> Tokenizer | None:
+    try:
+        return load_tokenizer(name)
+    except (TokenizerNotFoundError, OSError, ValueError) as exc:
+        data.scan_skipped = f"tokenizer {name!r} not available here ({exc}); its shards were not scanned"
+        log.warning("%s", data.scan_skipped)
+        return None
 
 
 def _collect_ledger(data: ReportData, ledger_dir: Path, samples_per_reason: int) -> None:
@@ -226,13 +303,22 @@ def _collect_ledger(data: ReportData, ledger_dir: Path, samples_per_reason: int)
         key = f"{stage}/{reason}"
         data.dropped_by_stage[stage] += 1
         data.dropped_by_reason[key] += 1
+        chars = rej.get("chars")
+        if isinstance(chars, int):
+            data.dropped_chars_by_stage[stage] += chars
         url = str(rej.get("url") or "")
         data.dropped_domains[url_host(url) or "?"] += 1
-        values = rej.get("values") or {}
-        if isinstance(values, dict):
-            for k, v in values.items():
-                if isinstance(v, int | float):
-                    data.quality_dropped[k].append(float(v))
+        data.inputs_dropped[_input_name(rej.get("lineage"))] += 1
+        raw = rej.get("values") or {}
+        values = {k: float(v) for k, v in raw.items() if isinstance(v, int | float)} if isinstance(raw, dict) else {}
+        measured = {k: v for k, v in values.items() if k != "threshold"}
+        for k, v in measured.items():
+            data.quality_dropped[f"{stage}.{SIGNAL_ALIASES.get(f'{stage}/{k}', k)}"].append(v)
+        if "threshold" in values and len(measured) == 1:
+            (k,) = measured
+            data.ledger_thresholds[f"{stage}.{SIGNAL_ALIASES.get(f'{stage}/{k}', k)}"].add(values["threshold"])
+        if stage == "language":
+            data.languages_dropped[str(rej.get("detail") or "?")] += 1
         for s in rej.get("signals") or ():
             if isinstance(s, dict):
                 data.signals_dropped[f"{s.get('kind')}:{s.get('verdict')}"] += 1
@@ -243,9 +329,7 @@ def _collect_ledger(data: ReportData, ledger_dir: Path, samples_per_reason: int)
                     str(rej.get("id") or ""),
                     url,
                     _excerpt(str(rej.get("excerpt") or rej.get("detail") or "")),
-                    {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
-                    if isinstance(values, dict)
-                    else {},
+                    values,
                     str(rej.get("duplicate_of") or ""),
                 )
             )

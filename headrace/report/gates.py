@@ -5,19 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from headrace.report.collect import ReportData
+from headrace.report.config import GateConfig
 
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Each threshold can be set in the ``[report]`` config section; a negative value disables it."""
-
-    target_languages: tuple[str, ...] = ("en",)
-    max_corpus_duplicate_rate: float = 0.01  # exact + near duplicates left in the kept documents
-    max_non_target_language_share: float = 0.05
-    max_residual_pii_per_million_tokens: float = 25.0  # PII still found in the shards' text
-    min_cleanliness: float = 0.98  # share of documents with no hygiene flag (markup, control chars, ...)
-    max_dead_letter_share: float = 0.01  # dead letters / documents in
-    min_documents: int = 1
+__all__ = ["GateConfig", "GateResult", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -27,41 +17,54 @@ class GateResult:
     threshold: float
     comparison: str  # "<=" or ">="
     passed: bool
+    measured: bool = True  # False: the corpus scan did not run, so the value is unknown (and fails)
 
     @property
     def message(self) -> str:
+        if not self.measured:
+            return f"{self.metric} not measured (the text scan did not run): FAILED"
         state = "ok" if self.passed else "FAILED"
         return f"{self.metric} = {self.value:.4g} (must be {self.comparison} {self.threshold:g}): {state}"
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "comparison": self.comparison,
+            "passed": self.passed,
+            "measured": self.measured,
+        }
+
 
 def evaluate(data: ReportData, cfg: GateConfig) -> list[GateResult]:
-    checks: list[tuple[str, float, float, str]] = [
-        ("corpus_duplicate_rate", data.corpus_duplicate_rate(), cfg.max_corpus_duplicate_rate, "<="),
+    """Check every enabled gate. Measures that need the text scan fail as "not measured" without it:
+    a release job must not pass a corpus it did not look at."""
+    scanned = data.scanned_docs > 0 or data.kept_docs == 0
+    checks: list[tuple[str, float, float, str, bool]] = [
+        ("corpus_duplicate_rate", data.corpus_duplicate_rate(), cfg.max_corpus_duplicate_rate, "<=", True),
         (
             "non_target_language_share",
             data.non_target_share(cfg.target_languages),
             cfg.max_non_target_language_share,
             "<=",
+            True,
         ),
         (
             "residual_pii_per_million_tokens",
             data.residual_pii_per_million_tokens(),
             cfg.max_residual_pii_per_million_tokens,
             "<=",
+            scanned,
         ),
-        ("cleanliness", data.cleanliness(), cfg.min_cleanliness, ">="),
-        (
-            "dead_letter_share",
-            sum(data.dead_letters.values()) / data.docs_in if data.docs_in else 0.0,
-            cfg.max_dead_letter_share,
-            "<=",
-        ),
-        ("documents", float(data.kept_docs), float(cfg.min_documents), ">="),
+        ("cleanliness", data.cleanliness(), cfg.min_cleanliness, ">=", scanned),
+        ("dead_letter_share", data.dead_letter_share(), cfg.max_dead_letter_share, "<=", True),
+        ("documents", float(data.kept_docs), float(cfg.min_documents), ">=", True),
     ]
     results = []
-    for metric, value, threshold, cmp in checks:
+    for metric, value, threshold, cmp, measured in checks:
         if threshold < 0:
             continue
-        passed = value <= threshold if cmp == "<=" else value >= threshold
-        results.append(GateResult(metric, value, threshold, cmp, passed))
+        ok = value <= threshold if cmp == "<=" else value >= threshold
+        results.append(GateResult(metric, value, threshold, cmp, ok and measured, measured))
     return results
