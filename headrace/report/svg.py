@@ -147,10 +147,12 @@ def histogram(
         if log_x and t <= 0:
             continue
         xt = left + (tx(t) - tlo) / (thi - tlo) * pw
+        # labels near the right edge are written leftwards so they stay inside the chart
+        anchor, tx_label = ("end", xt - 3) if xt > left + pw - 80 else ("start", xt + 3)
         parts.append(
             f"<line x1='{xt:.1f}' y1='{top - 4}' x2='{xt:.1f}' y2='{top + ph}' stroke='#c23b3b' "
-            f"stroke-dasharray='4 3' stroke-width='1.5'/><text x='{xt + 3:.1f}' y='{top + 6}' {FONT} "
-            f"fill='#c23b3b'>{_esc(label)} {_fmt(t)}</text>"
+            f"stroke-dasharray='4 3' stroke-width='1.5'/><text x='{tx_label:.1f}' y='{top + 6}' "
+            f"text-anchor='{anchor}' {FONT} fill='#c23b3b'>{_esc(label)} {_fmt(t)}</text>"
         )
     lo_label = _fmt(10**tlo if log_x else tlo)
     hi_label = _fmt(10**thi if log_x else thi)
