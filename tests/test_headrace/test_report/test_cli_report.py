@@ -25,13 +25,14 @@ from streams.records import Document, Lineage
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[3]
-WORDS = tuple(
+VOCABULARY = (
     "river stone light garden winter market letter window school bridge forest music paper family "
     "morning station harbor engine island village doctor kitchen summer garden valley teacher story "
     "mountain coffee planet friend machine library museum season ocean desert animal camera picture "
     "history language number country science theory market dinner office street evening journey "
     "the of and to in is was for on that with as by at from it this be are have"
-).split()
+)
+WORDS = VOCABULARY.split()
 
 
 def prose(rng: random.Random, sentences: int = 12) -> str:
