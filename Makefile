@@ -16,7 +16,7 @@ DATATROVE_VENV ?= $(HOME)/.cache/headrace/datatrove-venv
 DATATROVE_PKGS := "datatrove[processing,io,cli]==0.10.1" spacy aiohttp
 DATATROVE_STAMP := $(DATATROVE_VENV)/.headrace-datatrove-0.10.1
 
-.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server bench-dedup clean \
+.PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server chromium bench-dedup clean \
 	bench-loader bench-kafka gpu-feed gpu-feed-dry crash-test-big datatrove-venv bench
 
 help:
@@ -49,7 +49,12 @@ redis-server: ## Install Debian's redis-server when missing (the dedup tests sta
 	  apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
-test: dev kafka-jars redis-server datatrove-venv ## Everything: lint, types, and the whole suite against real Kafka and Redis
+chromium: ## Install Debian's chromium when missing (the report test opens the scorecard in it, headless)
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
+	  apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: dev kafka-jars redis-server chromium datatrove-venv ## Everything: lint, types, and the whole suite against real Kafka and Redis
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	DATATROVE_VENV=$(DATATROVE_VENV) HEADRACE_REQUIRE_KAFKA=1 HEADRACE_REQUIRE_REDIS=1 $(PY) -m pytest tests
