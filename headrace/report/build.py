@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,10 +238,14 @@ def build_report(
     scan_text: bool = True,
     *,
     title: str = "Corpus scorecard",
+    on_shard: Callable[[int, int], None] | None = None,
 ) -> ReportResult:
+    """Collect, scan (``scan_text``), check the gates of ``cfg.report`` and render the page."""
     started = time.perf_counter()
     scanner = CorpusScanner(cfg) if scan_text else None
-    data = collect(shards, ledger_dir, scanner=scanner, samples_per_reason=cfg.report.samples_per_reason)
+    data = collect(
+        shards, ledger_dir, scanner=scanner, samples_per_reason=cfg.report.samples_per_reason, on_shard=on_shard
+    )
     redactor = scanner or CorpusScanner(cfg)
     _redact_samples(data.samples_kept, redactor)
     for bucket in data.samples_dropped.values():

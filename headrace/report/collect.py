@@ -13,7 +13,7 @@ import logging
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -223,15 +223,19 @@ def collect(
     scanner: Scanner | None = None,
     samples_per_reason: int = 3,
     seed: int = 0,
+    on_shard: Callable[[int, int], None] | None = None,
 ) -> ReportData:
-    """Read every live shard (and the ledger); with a ``scanner``, decode and measure each kept text."""
+    """Read every live shard (and the ledger); with a ``scanner``, decode and measure each kept text.
+    ``on_shard(done, total)`` is called after each shard (progress)."""
     rng = random.Random(seed)
     data = ReportData(str(shards_dir), str(ledger_dir) if ledger_dir else None)
     shards = list_shards(shards_dir) if shards_dir.is_dir() else []
     data.shards = len(shards)
     hashes: Counter[str] = Counter()
     tokenizers: dict[str, Tokenizer | None] = {}
-    for shard in shards:
+    for n, shard in enumerate(shards, 1):
+        if on_shard is not None and n > 1:
+            on_shard(n - 1, len(shards))
         m = shard.manifest
         data.pipelines[m.pipeline or "unknown"] += m.documents
         data.tokenizers[f"{m.tokenizer.name} (sha256 {m.tokenizer.sha256[:12]}, vocab {m.tokenizer.vocab_size})"] += (
@@ -276,6 +280,8 @@ def collect(
                 j = rng.randrange(data.scanned_docs)
                 if j < KEPT_SAMPLES:
                     data.samples_kept[j] = Sample(d.doc_id, d.url, _excerpt(text))
+    if on_shard is not None and shards:
+        on_shard(len(shards), len(shards))
     if scanner is not None and data.scanned_docs:
         scanner.finish(data)
     else:

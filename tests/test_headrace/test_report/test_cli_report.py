@@ -154,6 +154,12 @@ def test_missing_corpus_is_a_usage_error(tmp_path: Path) -> None:
     assert "is not a folder" in " ".join(out.split())
 
 
+def test_an_empty_folder_is_a_fatal_error(tmp_path: Path) -> None:
+    code, out = report(str(tmp_path))
+    assert code == 1
+    assert "no sealed shards" in " ".join(out.split())
+
+
 # ----------------------------------------------------------------------------- built by the pipeline
 def run_pipeline(inputs: list[str], out: Path, env: dict[str, str]) -> Path:
     result = runner.invoke(
