@@ -190,14 +190,3 @@ def test_second_capture_of_the_same_page_goes_to_the_ledger(tmp_path: Path) -> N
     assert [(r.id, r.reason, r.duplicate_of) for r in ledger] == [
         ("another-capture", "duplicate-capture", first.doc_id)
     ]
-
-
-def test_manifest_entries_without_annotations_still_decode() -> None:
-    """Manifests sealed before documents carried their quality annotations stay readable."""
-    import msgspec
-
-    from consumers.shards.manifest import DocEntry
-
-    old = b'{"doc_id":"d","url":"u","content_hash":"h","start":0,"length":3}'
-    entry = msgspec.json.decode(old, type=DocEntry)
-    assert entry.annotations == {} and entry.language_score == 0.0
