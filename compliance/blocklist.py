@@ -3,18 +3,25 @@ processing, and the shard writer (last gate).
 
 Rules come from takedowns (``compliance.takedown``) through the compacted ``compliance.blocklist``
 topic, or from a local JSONL store in embedded mode. Matching is by canonical URL, URL prefix,
-registered domain (and its subdomains), content hash and doc id.
+registered domain (and its subdomains), content hash, doc id, and near-duplicates of removed
+documents (``near`` rules carry a MinHash signature; the dedup stage, which computes each document's
+signature anyway, checks them).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from streams.ids import canonical_url, url_host
 from streams.records import BlockRule, Document
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +38,13 @@ class Blocklist(Protocol):
 
     def match_document(self, doc: Document) -> BlockMatch | None: ...
 
+    def match_signature(self, signature: Sequence[int] | np.ndarray) -> BlockMatch | None: ...
+
+    def blocked_doc_ids(self) -> tuple[int, list[str]]:
+        """``(version, doc ids)``: the version changes whenever the rules do, so a caller can act
+        on new doc-id rules once (the dedup stage forgets those documents)."""
+        ...
+
 
 class EmptyBlocklist:
     """Blocks nothing (the default until a takedown publishes rules)."""
@@ -40,6 +54,26 @@ class EmptyBlocklist:
 
     def match_document(self, doc: Document) -> BlockMatch | None:
         return None
+
+    def match_signature(self, signature: Sequence[int] | np.ndarray) -> BlockMatch | None:
+        return None
+
+    def blocked_doc_ids(self) -> tuple[int, list[str]]:
+        return 0, []
+
+
+def parse_near_value(value: str) -> tuple[float, np.ndarray]:
+    """``"<threshold>:<hex>,<hex>,..."`` -> (threshold, uint64 MinHash signature)."""
+    head, sep, tail = value.partition(":")
+    if not sep:
+        raise ValueError("near rule value must be '<threshold>:<hex signature>'")
+    threshold = float(head)
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"near rule threshold {threshold} is outside (0, 1]")
+    sig = np.array([int(x, 16) for x in tail.split(",") if x], dtype=np.uint64)
+    if sig.size == 0:
+        raise ValueError("near rule has an empty signature")
+    return threshold, sig
 
 
 class RuleSet:
@@ -53,6 +87,8 @@ class RuleSet:
         self._domains: dict[str, BlockRule] = {}
         self._hashes: dict[str, BlockRule] = {}
         self._doc_ids: dict[str, BlockRule] = {}
+        self._near: list[tuple[float, np.ndarray, BlockRule]] = []
+        self._version = 0
         for r in rules:
             self.apply(r)
 
@@ -70,6 +106,7 @@ class RuleSet:
                 self._rules[rule.rule_id] = rule
             else:
                 self._rules.pop(rule.rule_id, None)
+            self._version += 1
             self._rebuild()
 
     def _rebuild(self) -> None:
@@ -78,6 +115,7 @@ class RuleSet:
         self._domains.clear()
         self._hashes.clear()
         self._doc_ids.clear()
+        self._near.clear()
         for r in self._rules.values():
             if r.kind == "url":
                 self._urls[canonical_url(r.value)] = r
@@ -89,6 +127,13 @@ class RuleSet:
                 self._hashes[r.value.lower()] = r
             elif r.kind == "doc_id":
                 self._doc_ids[r.value] = r
+            elif r.kind == "near":
+                try:
+                    threshold, sig = parse_near_value(r.value)
+                except ValueError as exc:
+                    log.error("block rule %s ignored: %s", r.rule_id, exc)
+                    continue
+                self._near.append((threshold, sig, r))
         self._prefixes.sort(key=lambda x: -len(x[0]))
 
     @staticmethod
@@ -121,3 +166,21 @@ class RuleSet:
         with self._lock:
             r = self._doc_ids.get(doc.doc_id) or self._hashes.get(doc.content_hash.lower())
             return self._match(r) if r is not None else None
+
+    def match_signature(self, signature: Sequence[int] | np.ndarray) -> BlockMatch | None:
+        """A ``near`` rule whose signature agrees with ``signature`` on at least its threshold's
+        share of positions (the MinHash estimate of Jaccard similarity)."""
+        with self._lock:
+            if not self._near:
+                return None
+            sig = np.asarray(signature, dtype=np.uint64)
+            for threshold, rule_sig, rule in self._near:
+                if rule_sig.shape != sig.shape:
+                    continue  # signed with other MinHash settings: cannot be compared
+                if float(np.mean(rule_sig == sig)) >= threshold:
+                    return self._match(rule)
+            return None
+
+    def blocked_doc_ids(self) -> tuple[int, list[str]]:
+        with self._lock:
+            return self._version, list(self._doc_ids)

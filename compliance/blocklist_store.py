@@ -10,13 +10,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 
 from compliance.blocklist import RuleSet
-from streams.bus import Bus, Publisher, Subscriber
+from streams.bus import Bus, Publisher, TopicPartition, TopicReader
 from streams.codec import DecodeError, decode_as, encode
 from streams.records import BlockRule
 
@@ -75,6 +77,15 @@ class LocalRuleStore:
         return RuleSet(self.rules())
 
 
+def local_blocklist(out_dir: Path) -> RuleSet:
+    """The rules of an embedded corpus (``<out>/compliance/blocklist.jsonl``; empty when it has none)."""
+    store = LocalRuleStore(Path(out_dir) / LOCAL_STORE)
+    rules = store.ruleset()
+    if len(rules):
+        log.info("%d block rules in force from %s", len(rules), store.path)
+    return rules
+
+
 def publish_rules(publisher: Publisher, topic: str, rules: Iterable[BlockRule]) -> int:
     n = 0
     for r in rules:
@@ -87,16 +98,17 @@ def publish_rules(publisher: Publisher, topic: str, rules: Iterable[BlockRule]) 
 class BlocklistFeed:
     """Keeps a :class:`RuleSet` up to date from the compacted ``compliance.blocklist`` topic.
 
-    Each process reads the whole topic with its own throw-away group (compaction keeps one record per
-    rule id, so the topic stays small) and then polls for new rules; ``refresh`` never blocks longer
+    Each process reads the whole topic itself, outside any consumer group (compaction keeps one record
+    per rule id, so the topic stays small), and then polls for new rules; ``refresh`` never blocks longer
     than its timeout, so stages can call it between batches.
     """
 
-    def __init__(self, bus: Bus, topic: str, group: str, ruleset: RuleSet | None = None) -> None:
-        self.ruleset = ruleset or RuleSet()
+    def __init__(self, bus: Bus, topic: str, ruleset: RuleSet | None = None) -> None:
+        self.ruleset = ruleset if ruleset is not None else RuleSet()
         self.topic = topic
-        self._sub: Subscriber = bus.subscriber(group, [topic])
+        self._sub: TopicReader = bus.topic_reader(topic)
         self.applied = 0
+        self.positions: dict[TopicPartition, int] = {}  # next offset to read, per partition
 
     def refresh(self, timeout: float = 0.0, max_records: int = 1000) -> int:
         applied = 0
@@ -105,6 +117,8 @@ class BlocklistFeed:
             if not msgs:
                 break
             for m in msgs:
+                tp = TopicPartition(m.topic, m.partition)
+                self.positions[tp] = max(self.positions.get(tp, 0), m.offset + 1)
                 try:
                     self.ruleset.apply(decode_as(m.value, BlockRule))
                     applied += 1
@@ -116,3 +130,70 @@ class BlocklistFeed:
 
     def close(self) -> None:
         self._sub.close()
+
+
+class BlocklistFollower:
+    """A :class:`BlocklistFeed` on its own thread: catches up with the topic before the stage starts
+    (so a restarted consumer never admits what an earlier takedown blocked), then applies new rules
+    within ``interval_s`` of their publication. The rule set it fills is what the stages consult."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        *,
+        interval_s: float = 1.0,
+        catch_up_timeout_s: float = 30.0,
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.feed = BlocklistFeed(bus, topic)
+        self.ruleset = self.feed.ruleset
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._catch_up(catch_up_timeout_s)
+
+    def _catch_up(self, timeout_s: float) -> None:
+        """Read until every rule published before now is applied (or fail loudly after the timeout)."""
+        try:
+            parts = self.bus.partitions_for(self.topic)
+        except Exception as exc:
+            log.info("blocklist topic %s not readable yet (%s): starting with no rules", self.topic, exc)
+            return
+        # Positions, not counts: compaction leaves gaps, but never removes a partition's last record.
+        ends = self.bus.log_end_offsets(TopicPartition(self.topic, p) for p in range(parts))
+        deadline = time.monotonic() + timeout_s
+
+        def behind() -> list[TopicPartition]:
+            return [tp for tp, end in ends.items() if end > 0 and self.feed.positions.get(tp, 0) < end]
+
+        while behind() and time.monotonic() < deadline:
+            self.feed.refresh(timeout=0.5)
+        if behind():
+            raise BlocklistStoreError(
+                f"could not read the block rules of {self.topic} up to its end in {timeout_s:.0f} s "
+                f"(behind on {len(behind())} partitions); refusing to start without them"
+            )
+        log.info("blocklist: %d rules in force from %s", len(self.ruleset), self.topic)
+
+    def start(self) -> BlocklistFollower:
+        self._thread = threading.Thread(target=self._run, name="blocklist-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                n = self.feed.refresh(timeout=self.interval_s)
+                if n:
+                    log.info("blocklist: %d new rules (%d in force)", n, len(self.ruleset))
+            except Exception:
+                log.exception("blocklist refresh failed; retrying")
+                self._stop.wait(self.interval_s)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval_s + 10)
+        self.feed.close()

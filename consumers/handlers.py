@@ -72,7 +72,7 @@ class ProcessHandler:
         self.stages = list(stages)
         self.topics = topics
         self.stats = stats
-        self.blocklist = blocklist or EmptyBlocklist()
+        self.blocklist = blocklist if blocklist is not None else EmptyBlocklist()
         self.dlq_topic = topics.dlq
 
     def handle(self, msgs: Sequence[Message]) -> list[Outgoing]:
@@ -108,8 +108,16 @@ class ProcessHandler:
             if isinstance(res, Drop):
                 self.stats.inc(f"{res.stage or 'extract'}/drop/{res.reason}")
                 out.append(self._reject(page, res, now))
-            else:
-                docs.append(res)
+                continue
+            # The same content under another URL (a content-hash or doc-id rule) is refused here,
+            # before the costlier stages; the shard writer checks again as the last gate.
+            match = self.blocklist.match_document(res)
+            if match is not None:
+                self.stats.inc("process/drop/blocked")
+                drop = Drop("blocked", detail=f"{match.kind}:{match.rule_id}", stage="blocklist")
+                out.append(self._reject(res, drop, now))
+                continue
+            docs.append(res)
         results = run_chain(self.stages, docs, self.stats) if self.stages else list(docs)
         for doc, res in zip(docs, results, strict=True):
             if isinstance(res, Drop):

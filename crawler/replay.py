@@ -29,7 +29,7 @@ from crawler.warc import Damaged, Skipped, WarcReader
 from streams.bus import MessageTooLargeError, Publisher
 from streams.codec import encode
 from streams.ids import url_key
-from streams.records import DeadLetter, Page
+from streams.records import DeadLetter, Page, Rejection
 from streams.stats import Stats
 from streams.topics import Topics
 
@@ -134,7 +134,7 @@ class Replayer:
         self.publisher = publisher
         self.topics = topics
         self.config = config or ReplayConfig()
-        self.blocklist = blocklist or EmptyBlocklist()
+        self.blocklist = blocklist if blocklist is not None else EmptyBlocklist()
         self.stats = stats or Stats()
         self.checkpoints = dict(checkpoints or {})
         self.write_checkpoints = write_checkpoints
@@ -244,9 +244,23 @@ class Replayer:
             log.error("input %s: %s", ref.name, exc)
 
     def _publish_page(self, page: Page, rep: InputReport) -> None:
-        if self.blocklist.match_url(page.url) is not None:
+        match = self.blocklist.match_url(page.url)
+        if match is not None:
             rep.skipped["blocked"] += 1
             self.stats.inc("replay/skip/blocked")
+            # Never published as a page, but the ledger says where it went (same transaction as the
+            # pages around it, so a replay after a crash records it once).
+            rej = Rejection(
+                id=page.page_id,
+                url=page.url,
+                stage="blocklist",
+                reason="blocked",
+                detail=f"{match.kind}:{match.rule_id}",
+                lineage=page.lineage,
+                signals=page.signals,
+                at=utcnow(),
+            )
+            self.publisher.publish(self.topics.docs_rejected, encode(rej), rej.id.encode())
             return
         try:
             self.publisher.publish(self.topics.pages_raw, encode(page), url_key(page.url))

@@ -133,7 +133,7 @@ def run_crawl(
         progress.counts = ctx.stats  # a live view for progress displays
     if job_id:
         ctx.job_id = job_id
-    ctx.blocklist = blocklist or EmptyBlocklist()
+    ctx.blocklist = blocklist if blocklist is not None else EmptyBlocklist()
     ctx.user_agent = user_agent
     out_dir = warc_dir or (Path(config.warc_dir) if config.warc_dir else None)
     if out_dir is not None:

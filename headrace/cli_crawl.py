@@ -222,6 +222,7 @@ def crawl(
                     job_id=job_id,
                     version=headrace_version(),
                     progress=bar,
+                    blocklist=pipeline.blocklist,  # the corpus's takedowns: never fetched again
                 )
                 pipeline.drain()
                 pipeline.sink.flush_all()
@@ -249,20 +250,27 @@ def crawl(
                 bus.ensure_topics(topics.specs(cfg.bus.partitions, cfg.kafka.min_insync_replicas))
             if seeds_topic is not None:
                 seed_batches = kafka_seed_batches(bus, seeds_topic, cfg.crawl.seeds_idle_s)
+            from compliance.blocklist_store import BlocklistFollower
+
+            follower = BlocklistFollower(bus, topics.blocklist).start()
             publisher = bus.publisher()
             sink = PageSink(publisher, topics.pages_raw, cfg.crawl.publish_batch, on_batch=bar.refresh)
-            with bar:
-                report = run_crawl(
-                    cfg.crawl,
-                    sink,
-                    seed_batches,
-                    sitemaps=sitemap or (),
-                    obey_robots=not no_robots,
-                    job_id=job_id,
-                    version=headrace_version(),
-                    progress=bar,
-                )
-            publisher.close()
+            try:
+                with bar:
+                    report = run_crawl(
+                        cfg.crawl,
+                        sink,
+                        seed_batches,
+                        sitemaps=sitemap or (),
+                        obey_robots=not no_robots,
+                        job_id=job_id,
+                        version=headrace_version(),
+                        progress=bar,
+                        blocklist=follower.ruleset,  # takedowns published while crawling apply at once
+                    )
+                publisher.close()
+            finally:
+                follower.close()
         finally:
             bus.close()
         summary = {"crawl": report.to_dict(), "topic": topics.pages_raw}

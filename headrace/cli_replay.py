@@ -83,6 +83,7 @@ def replay(
         overrides["replay"] = {"prefix": prefix}
     cfg = _config(config, overrides)
 
+    from compliance.blocklist_store import BlocklistFollower, BlocklistStoreError
     from crawler.checkpoint import CheckpointError, load_checkpoints
     from crawler.replay import Replayer
     from crawler.sources import InputError, env_shard, expand_inputs, parse_shard, select_shard
@@ -116,10 +117,13 @@ def replay(
         # aborts its open transaction, so the checkpoints read next are final.
         publisher = bus.publisher(transactional_id=worker)
         checkpoints = load_checkpoints(bus, topics.replay_progress, {r.name for r in mine}) if resume else {}
+        # Pages of taken-down URLs are not even published (the process group checks content too).
+        follower = BlocklistFollower(bus, topics.blocklist).start()
         replayer = Replayer(
             publisher,
             topics,
             cfg.replay,
+            follower.ruleset,
             stats=stats,
             checkpoints=checkpoints,
             worker=worker,
@@ -127,9 +131,12 @@ def replay(
         )
         with ReplayProgress(stats, enabled=progress and sys.stderr.isatty()) as bar:
             replayer.on_tick = bar.tick
-            report = replayer.replay(mine)
+            try:
+                report = replayer.replay(mine)
+            finally:
+                follower.close()
         publisher.close()
-    except (BusError, CheckpointError) as exc:
+    except (BusError, CheckpointError, BlocklistStoreError) as exc:
         console.print(f"[red]replay failed:[/red] {exc}")
         raise typer.Exit(EXIT_FATAL) from exc
     finally:

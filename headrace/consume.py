@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from compliance.blocklist import EmptyBlocklist
+from compliance.blocklist import Blocklist, EmptyBlocklist
+from compliance.blocklist_store import BlocklistFollower
 from consumers.ledger import LedgerSink
 from consumers.runner import ChannelRunner, Heartbeat
 from consumers.shards.sink import ShardSink
@@ -59,7 +60,7 @@ def consume(
     def measure(topic: str) -> dict[TopicPartition, int]:
         if not lag_bus:
             lag_bus.append(KafkaBus(config.kafka))
-        return lag(lag_bus[0], gid, topic).per_partition  # type: ignore[arg-type]  # bus_id is a property
+        return lag(lag_bus[0], gid, topic).per_partition
 
     def close_lag() -> None:
         for bus in lag_bus:
@@ -110,18 +111,23 @@ def run_group(
     bus = KafkaBus(config.kafka)
     if create_topics:
         bus.ensure_topics(topics.specs(config.bus.partitions, config.kafka.min_insync_replicas))
-    blocklist = EmptyBlocklist()
+    follower: BlocklistFollower | None = None
+    blocklist: Blocklist = EmptyBlocklist()
     gid = group_id(config, group)
     member = instance_id if static_member else None
     log.info("starting group %s as %s on %s", gid, instance_id, config.kafka.bootstrap)
     drain = _DrainClock(stats, stopped_at)
     try:
+        if group != "ledger":
+            # The takedown rules, kept current from the compacted topic (read to its end first).
+            follower = BlocklistFollower(bus, topics.blocklist).start()
+            blocklist = follower.ruleset
         if group in ("process", "dedup"):
             if group == "process":
                 handler = build_process_handler(config, stats, blocklist)
                 source = topics.pages_raw
             else:
-                handler = build_dedup_handler(config, stats, out)  # type: ignore[assignment]
+                handler = build_dedup_handler(config, stats, out, blocklist)  # type: ignore[assignment]
                 source = topics.docs_clean
             channel = bus.channel(gid, [source], transactional_id=f"{gid}-{instance_id}", instance_id=member)
             runner = ChannelRunner(channel, handler, stats, max_records=config.bus.batch_size, heartbeat=heartbeat)
@@ -158,6 +164,8 @@ def run_group(
             raise ValueError(f"unknown stage group {group!r}")
     finally:
         heartbeat.enter("stopped")
+        if follower is not None:
+            follower.close()
         bus.close()
     drain.closed()
     return stats

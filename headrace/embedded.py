@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from compliance.blocklist import Blocklist, EmptyBlocklist
+from compliance.blocklist import Blocklist
+from compliance.blocklist_store import local_blocklist
 from consumers.ledger import LedgerSink
 from consumers.runner import ChannelRunner
 from consumers.shards.sink import ShardSink
@@ -91,7 +92,8 @@ class EmbeddedPipeline:
         self.config = config
         self.out_dir = out_dir
         self.stats = stats or Stats()
-        self.blocklist = blocklist or EmptyBlocklist()
+        # A corpus's own takedowns stay in force when more input is added to it later.
+        self.blocklist = blocklist if blocklist is not None else local_blocklist(out_dir)
         self.bus = InMemoryBus(default_partitions=config.bus.partitions)
         self.topics = topics_for(config)
         self.bus.ensure_topics(self.topics.specs(config.bus.partitions))
@@ -104,7 +106,7 @@ class EmbeddedPipeline:
         )
         self.dedup = ChannelRunner(
             self.bus.channel("headrace-dedup", [self.topics.docs_clean], transactional_id="dedup-0"),
-            build_dedup_handler(config, self.stats, config.dedup.directory or out_dir / "dedup"),
+            build_dedup_handler(config, self.stats, config.dedup.directory or out_dir / "dedup", self.blocklist),
             self.stats,
             max_records=batch,
         )

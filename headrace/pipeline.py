@@ -66,17 +66,25 @@ def build_extractor(config: PipelineConfig) -> Extractor | ExtractPool:
     return Extractor(config.extract, pipeline=pipeline_id(config))
 
 
-def dedup_stages(config: PipelineConfig, directory: str | Path | None = None) -> list[Stage]:
-    """Exact + near dedup against the configured index (``directory`` overrides ``dedup.directory``)."""
+def dedup_stages(
+    config: PipelineConfig, directory: str | Path | None = None, blocklist: Blocklist | None = None
+) -> list[Stage]:
+    """Exact + near dedup against the configured index (``directory`` overrides ``dedup.directory``);
+    ``blocklist`` supplies the near-duplicate rules of takedowns and the documents to forget."""
     if not config.dedup.enabled:
         return []
-    return [DedupStage(open_index(config.dedup, directory), config.dedup)]
+    return [DedupStage(open_index(config.dedup, directory), config.dedup, blocklist=blocklist)]
 
 
 def build_process_handler(config: PipelineConfig, stats: Stats, blocklist: Blocklist) -> ProcessHandler:
     return ProcessHandler(build_extractor(config), process_stages(config), topics_for(config), stats, blocklist)
 
 
-def build_dedup_handler(config: PipelineConfig, stats: Stats, dedup_dir: str | Path | None = None) -> DocumentHandler:
+def build_dedup_handler(
+    config: PipelineConfig,
+    stats: Stats,
+    dedup_dir: str | Path | None = None,
+    blocklist: Blocklist | None = None,
+) -> DocumentHandler:
     topics = topics_for(config)
-    return DocumentHandler("dedup", dedup_stages(config, dedup_dir), topics.docs_unique, topics, stats)
+    return DocumentHandler("dedup", dedup_stages(config, dedup_dir, blocklist), topics.docs_unique, topics, stats)

@@ -157,13 +157,20 @@ class GroupLag:
         return sum(self.per_partition.values())
 
 
+class TopicReader(Protocol):
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]: ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class Bus(Protocol):
     """Factory for the three roles plus the little admin the pipeline needs."""
 
     #: Stable identity of the log (Kafka cluster id; a fresh id per in-memory bus). Offsets are only
     #: comparable within one bus, so shard ids and manifests carry it.
-    bus_id: str
+    @property
+    def bus_id(self) -> str: ...
 
     def ensure_topics(self, specs: Iterable[TopicSpec]) -> None: ...
 
@@ -180,6 +187,10 @@ class Bus(Protocol):
     def committed_offsets(self, group: str, topic: str) -> dict[TopicPartition, int]: ...
 
     def publisher(self, *, transactional_id: str | None = None) -> Publisher: ...
+
+    def topic_reader(self, topic: str) -> TopicReader:
+        """Read all of ``topic`` from the beginning, outside any consumer group, committing nothing."""
+        ...
 
     def subscriber(
         self,

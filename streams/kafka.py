@@ -261,6 +261,9 @@ class KafkaBus:
     def publisher(self, *, transactional_id: str | None = None) -> KafkaPublisher:
         return KafkaPublisher(self.settings, transactional_id)
 
+    def topic_reader(self, topic: str) -> KafkaTopicReader:
+        return KafkaTopicReader(self.settings, topic)
+
     def subscriber(
         self,
         group: str,
@@ -440,6 +443,37 @@ class _KafkaMember:
     def close(self) -> None:
         # autocommit=False: offsets are only ever committed explicitly, after the work is durable.
         self._consumer.close(autocommit=False)
+
+
+class KafkaTopicReader:
+    """Every partition of one topic from its beginning, without a consumer group: no coordinator, no
+    join, no rebalance delay, nothing committed. For small compacted topics that each process reads
+    whole (the blocklist)."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> None:
+        self.topic = topic
+        self._consumer = KafkaConsumer(**consumer_config(settings, None))
+        deadline = time.monotonic() + timeout_s
+        parts = self._consumer.partitions_for_topic(topic)
+        while not parts:
+            if time.monotonic() > deadline:
+                self._consumer.close()
+                raise BusError(f"topic {topic!r} has no partitions (does it exist?)")
+            time.sleep(0.2)
+            parts = self._consumer.partitions_for_topic(topic)
+        tps = [KTopicPartition(topic, p) for p in sorted(parts)]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_beginning(*tps)
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        try:
+            recs = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except KafkaError as exc:
+            raise BusError(f"reading {self.topic} failed: {exc}") from exc
+        return [_message(r) for part in recs.values() for r in part]
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 class KafkaSubscriber(_KafkaMember):

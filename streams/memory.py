@@ -172,6 +172,10 @@ class InMemoryBus:
             mem._planned = frozenset(plan[m])
         self._data.notify_all()
 
+    def topic_reader(self, topic: str) -> _Member:
+        """Every partition of ``topic`` from its beginning (a group of its own that nothing else joins)."""
+        return _Member(self, f"__reader-{uuid.uuid4().hex}", [topic], None, None)
+
     def subscriber(
         self,
         group: str,

@@ -28,7 +28,7 @@ import numpy as np
 
 from compliance.takedown.fingerprint import WINDOW, scan, window_hashes
 from consumers.shards.reader import list_shards
-from streams.ids import canonical_url
+from streams.ids import canonical_url, url_host
 
 log = logging.getLogger(__name__)
 MIN_SHARE = 0.5
@@ -102,12 +102,27 @@ def _load(requests_dir: Path, only: Iterable[str] | None) -> list[_Removed]:
     return out
 
 
+def _may_be_host(url: str, hosts: set[str]) -> bool:
+    """Cheap pre-check before canonicalising a URL (most live documents share no host with a removed
+    one): the host by string splitting, or True whenever the URL is unusual enough that splitting could
+    disagree with the URL parser (user info, IPv6, backslashes, spaces or control characters, which the
+    parser strips), so a match is never missed."""
+    if not hosts:
+        return False
+    scheme_sep = url.find("://")
+    if scheme_sep < 0 or any(c in url for c in "@[\\ ") or not url.isprintable():
+        return True
+    netloc = url[scheme_sep + 3 :].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return netloc.rsplit(":", 1)[0].lower().rstrip(".") in hosts or netloc.lower().rstrip(".") in hosts
+
+
 def verify_corpus(shards_dir: Path, requests_dir: Path, only: Iterable[str] | None = None) -> VerifyResult:
     removed = _load(requests_dir, only)
     result = VerifyResult(requests=sorted({r.request_id for r in removed}), removed_documents=len(removed))
     by_id = {r.doc_id: r for r in removed}
     by_url = {canonical_url(r.url): r for r in removed if r.url}
     by_hash = {r.content_hash: r for r in removed if r.content_hash}
+    hosts = {url_host(u) for u in by_url}
     # window hash -> removed documents; grouped by window length (short documents are one window)
     tables: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     needed: list[int] = []
@@ -124,9 +139,10 @@ def verify_corpus(shards_dir: Path, requests_dir: Path, only: Iterable[str] | No
         result.tokens_scanned += m.tokens
         scanned.update(f"{m.shard_id}:{m.bin.sha256}\n".encode())
         for d in m.docs:
+            url_hit = by_url.get(canonical_url(d.url)) if _may_be_host(d.url, hosts) else None
             for kind, hit in (
                 ("doc_id", by_id.get(d.doc_id)),
-                ("url", by_url.get(canonical_url(d.url))),
+                ("url", url_hit),
                 ("content_hash", by_hash.get(d.content_hash)),
             ):
                 if hit is not None:

@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from compliance.blocklist import Blocklist, EmptyBlocklist
 from consumers.dedup.index import DedupIndex, DuplicateOf, Entry, IndexStats
 from consumers.dedup.minhash import MinHasher, MinHashParams, exact_key_int
 from consumers.stage import Drop, StageResult
@@ -75,39 +78,77 @@ class DedupStage:
 
     name = STAGE
 
-    def __init__(self, index: DedupIndex, config: DedupConfig | None = None, hasher: MinHasher | None = None) -> None:
+    def __init__(
+        self,
+        index: DedupIndex,
+        config: DedupConfig | None = None,
+        hasher: MinHasher | None = None,
+        blocklist: Blocklist | None = None,
+    ) -> None:
         self.config = config or DedupConfig()
         self.index = index
         self.hasher = hasher or MinHasher(self.config.params())
         self.params = self.hasher.params
+        self.blocklist = blocklist if blocklist is not None else EmptyBlocklist()
+        self._rules_seen = -1
 
     def entry(self, doc: Document) -> Entry:
+        return self._entry(doc)[0]
+
+    def _entry(self, doc: Document) -> tuple[Entry, np.ndarray | None]:
         bands: Sequence[int] = ()
+        sig = None
         if self.config.near:
             sig = self.hasher.signature(doc.text)
             if sig is not None:
                 bands = self.hasher.band_keys(sig)
-        return Entry(doc.doc_id, exact_key_int(doc.text), bands)
+        return Entry(doc.doc_id, exact_key_int(doc.text), bands), sig
+
+    def forget_taken_down(self) -> int:
+        """Remove documents named by doc-id block rules from the index (once per rule change): a
+        taken-down document must not keep its near-duplicates out of the corpus, now that it is gone."""
+        version, doc_ids = self.blocklist.blocked_doc_ids()
+        if version == self._rules_seen:
+            return 0
+        removed = sum(1 for d in doc_ids if self.index.remove(d))
+        self._rules_seen = version
+        if removed:
+            log.info("dedup index: forgot %d taken-down documents", removed)
+        return removed
 
     def process_batch(self, docs: Sequence[Document]) -> list[StageResult]:
-        entries = [self.entry(d) for d in docs]
-        verdicts = self.index.check_and_add_many(entries)
+        self.forget_taken_down()
         out: list[StageResult] = []
-        for doc, verdict in zip(docs, verdicts, strict=True):
-            if isinstance(verdict, DuplicateOf):
-                est = 1.0 if verdict.kind == "exact" else self.params.jaccard_from_bands(verdict.bands_matched)
-                out.append(
-                    Drop(
-                        EXACT if verdict.kind == "exact" else NEAR,
-                        values={"jaccard_estimate": round(est, 4), "bands_matched": float(verdict.bands_matched)},
-                        detail=f"{verdict.kind} duplicate of {verdict.doc_id}",
-                        duplicate_of=verdict.doc_id,
-                        stage=STAGE,
-                    )
-                )
+        pending: list[tuple[int, Document, Entry]] = []
+        results: list[StageResult | None] = [None] * len(docs)
+        for i, doc in enumerate(docs):
+            entry, sig = self._entry(doc)
+            match = self.blocklist.match_signature(sig) if sig is not None else None
+            if match is not None:
+                # A near-duplicate of taken-down content: refused, and never enters the index.
+                results[i] = Drop("blocked", detail=f"{match.kind}:{match.rule_id}", stage="blocklist")
             else:
-                out.append(doc)
+                pending.append((i, doc, entry))
+        verdicts = self.index.check_and_add_many([e for _, _, e in pending])
+        for (i, doc, _), verdict in zip(pending, verdicts, strict=True):
+            results[i] = self._result(doc, verdict)
+        for r in results:
+            if r is None:  # pragma: no cover - every slot is filled above
+                raise RuntimeError("dedup stage lost a document")
+            out.append(r)
         return out
+
+    def _result(self, doc: Document, verdict: object) -> StageResult:
+        if not isinstance(verdict, DuplicateOf):
+            return doc
+        est = 1.0 if verdict.kind == "exact" else self.params.jaccard_from_bands(verdict.bands_matched)
+        return Drop(
+            EXACT if verdict.kind == "exact" else NEAR,
+            values={"jaccard_estimate": round(est, 4), "bands_matched": float(verdict.bands_matched)},
+            detail=f"{verdict.kind} duplicate of {verdict.doc_id}",
+            duplicate_of=verdict.doc_id,
+            stage=STAGE,
+        )
 
     def checkpoint(self, offsets: Mapping[TopicPartition, int]) -> None:
         self.index.checkpoint(offsets)

@@ -140,7 +140,7 @@ class ShardSink:
         self.source = f"{topics.docs_unique}@{bus_id[:8]}"
         self.stats = stats
         self.side = side_publisher  # ledger entries and dead letters (at-least-once is fine there)
-        self.blocklist = blocklist or EmptyBlocklist()
+        self.blocklist = blocklist if blocklist is not None else EmptyBlocklist()
         self.tokenizer = tokenizer or load_tokenizer(config.tokenizer)
         self.pipeline = pipeline
         self.sub: Subscriber | None = None
@@ -221,6 +221,10 @@ class ShardSink:
         now = utcnow()
         plan: list[tuple[Message, Document | None]] = []
         batch_pages: dict[str, int] = {}
+        # Documents in the partition's open shard count as written: the same doc_id can come back in a
+        # later batch before that shard is sealed (the same record in two archives, a re-delivery).
+        open_shard = self.open.get(tp)
+        open_pages = open_shard.pages if open_shard is not None else {}
         for m in batch:
             try:
                 doc = decode_as(m.value, Document)
@@ -229,7 +233,12 @@ class ShardSink:
                 self._side(dead_letter(m, str(exc), self.topics.dlq))
                 plan.append((m, None))
                 continue
-            sealed_page = batch_pages.get(doc.doc_id, self.seen.page_of(doc.doc_id))
+            sealed_page = batch_pages.get(doc.doc_id)
+            if sealed_page is None and doc.doc_id in open_pages:
+                pid = open_pages[doc.doc_id]
+                sealed_page = self.seen.key(pid) if pid else 0
+            if sealed_page is None:
+                sealed_page = self.seen.page_of(doc.doc_id)
             if sealed_page is not None:
                 page = self.seen.key(doc.page_id) if doc.page_id else 0
                 if sealed_page in (0, page):

@@ -82,6 +82,7 @@ class OpenShard:
         self._bytes = 0
         self.sizes: list[int] = []
         self.docs: list[DocEntry] = []
+        self.pages: dict[str, str] = {}  # doc_id -> page_id of the documents in this shard
         self.tokens = 0
         self.opened_at = time.monotonic()
 
@@ -117,6 +118,7 @@ class OpenShard:
                 annotations=dict(doc.annotations),
             )
         )
+        self.pages[doc.doc_id] = doc.page_id
         self.sizes.append(len(arr))
         self.tokens += len(arr)
         self.advance(offset)

@@ -104,13 +104,24 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[s
     return files, expected
 
 
+def shared_dedup(redis_url: str, prefix: str) -> dict[str, str]:
+    """Two dedup replicas share one index, as in a deployment: the Redis backend (an embedded index
+    belongs to one process; a second replica on the same folder could never start)."""
+    return {
+        "HEADRACE_DEDUP__BACKEND": "redis",
+        "HEADRACE_DEDUP__REDIS_URL": redis_url,
+        "HEADRACE_DEDUP__REDIS_NAMESPACE": prefix.rstrip("."),
+    }
+
+
 def test_sigkill_storm_then_replay_is_exactly_once(
-    kafka_bootstrap: str, corpus: tuple[list[Path], dict[str, int]], tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, corpus: tuple[list[Path], dict[str, int]], tmp_path: Path
 ) -> None:
     files, oracle = corpus
     expected = set(oracle)
     rng = random.Random(SEED)
-    env = base_env(f"crash-{uuid.uuid4().hex[:8]}.")
+    prefix = f"crash-{uuid.uuid4().hex[:8]}."
+    env = base_env(prefix, **shared_dedup(redis_url, prefix))
     shards_dir = tmp_path / "shards"
     fleet = Fleet(
         kafka_bootstrap,
@@ -203,14 +214,15 @@ def test_sigkill_storm_then_replay_is_exactly_once(
 
 
 def test_broker_restart_mid_stream_is_exactly_once(
-    kafka_local_broker: Any, corpus: tuple[list[Path], dict[str, int]], tmp_path: Path
+    kafka_local_broker: Any, redis_url: str, corpus: tuple[list[Path], dict[str, int]], tmp_path: Path
 ) -> None:
     files, oracle = corpus
     files = files[:3]  # a smaller run: what matters is the restart in the middle
     per_file = -(-PAGES // 10)
     expected = {d for d, page in oracle.items() if page < 3 * per_file}
     bootstrap = kafka_local_broker.bootstrap
-    env = base_env(f"bounce-{uuid.uuid4().hex[:8]}.")
+    prefix = f"bounce-{uuid.uuid4().hex[:8]}."
+    env = base_env(prefix, **shared_dedup(redis_url, prefix))
     shards_dir = tmp_path / "shards"
     fleet = Fleet(bootstrap, env, tmp_path / "logs", shards_dir, arm_faults=False)
     probe: PipelineProbe | None = None

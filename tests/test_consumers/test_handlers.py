@@ -1,13 +1,14 @@
-"""ProcessHandler's opt-out gate: pages the crawl policy refused never reach extraction or the shards."""
+"""ProcessHandler's gates: pages the crawl policy refused and blocked content never reach the shards."""
 
 from __future__ import annotations
 
+from compliance.blocklist import RuleSet
 from consumers.extract import ExtractConfig, Extractor
 from consumers.handlers import ProcessHandler
 from consumers.stats import Stats
 from streams.bus import Message
 from streams.codec import decode, encode
-from streams.records import Document, Lineage, Page, Rejection, Signal
+from streams.records import BlockRule, Document, Lineage, Page, Rejection, Signal
 from streams.topics import Topics
 
 HTML = (
@@ -60,3 +61,24 @@ def test_opted_out_pages_go_to_the_ledger_with_their_reason() -> None:
     assert docs[0].url == "http://a.example/kept" and docs[0].signals == (robots, allow)
     assert stats.get("policy/drop/opted-out") == 1
     handler.close()
+
+
+def test_rules_that_arrive_after_start_are_applied_to_urls_and_content() -> None:
+    """The rule set a follower fills starts empty; the handler must consult that very object (an empty
+    rule set is falsy, which once made handlers swap it for a blocklist that never blocks)."""
+    topics = Topics()
+    rules = RuleSet()
+    # resiliparse: trafilatura (as datatrove configures it) drops text it has seen in earlier calls
+    handler = ProcessHandler(Extractor(ExtractConfig(extractor="resiliparse")), [], topics, Stats(), rules)
+    kept = handler.handle([Message(topics.pages_raw, 0, 0, b"k", encode(page("http://a.example/one", ())))])
+    doc = decode(next(o.value for o in kept if o.topic == topics.docs_clean))
+    assert isinstance(doc, Document)
+    rules.apply(BlockRule(rule_id="blk-u", kind="url", value="http://b.example/gone", request_id="r"))
+    rules.apply(BlockRule(rule_id="blk-h", kind="content_hash", value=doc.content_hash, request_id="r"))
+    msgs = [
+        Message(topics.pages_raw, 0, 1, b"k", encode(page("http://b.example/gone", ()))),
+        Message(topics.pages_raw, 0, 2, b"k", encode(page("http://c.example/same-text-elsewhere", ()))),
+    ]
+    out = [decode(o.value) for o in handler.handle(msgs)]
+    assert all(isinstance(r, Rejection) and r.reason == "blocked" for r in out)
+    assert sorted(r.detail for r in out if isinstance(r, Rejection)) == ["content_hash:blk-h", "url:blk-u"]

@@ -190,3 +190,22 @@ def test_second_capture_of_the_same_page_goes_to_the_ledger(tmp_path: Path) -> N
     assert [(r.id, r.reason, r.duplicate_of) for r in ledger] == [
         ("another-capture", "duplicate-capture", first.doc_id)
     ]
+
+
+def test_a_doc_id_already_in_the_open_shard_is_not_written_again_from_a_later_batch(tmp_path: Path) -> None:
+    """The same record in two archives: the second copy arrives in a later poll, before the shard
+    holding the first is sealed. It must not be written twice (found on real WARCs)."""
+    from msgspec.structs import replace
+
+    bus = InMemoryBus(default_partitions=1)
+    first = doc(1)
+    sink = make_sink(bus, tmp_path)
+    publish(bus, [first, doc(2)])
+    drain(sink)  # both in the open shard, nothing sealed yet
+    assert list_shards(tmp_path) == []
+    publish(bus, [replace(first, page_id="copy-in-another-archive"), first])
+    drain(sink)
+    sink.flush_all()
+    assert sorted(sealed_ids(tmp_path)) == [first.doc_id, doc(2).doc_id]
+    assert sink.stats.get("shards/drop/duplicate-capture") == 1
+    assert sink.stats.get("shards/skip/already-sealed") == 1
