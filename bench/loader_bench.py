@@ -3,7 +3,7 @@
 One command (``make bench-loader``):
 
     python bench/loader_bench.py [--tokens 50000000] [--seq-len 2048] [--batch 8] [--runs 3]
-                                 [--datatrove-python /work/dtvenv/bin/python] [--append BENCHMARKS.md]
+                                 [--datatrove-python PATH] [--append BENCHMARKS.md]
 
 What is measured, every row in one process on one core (a "worker"), page cache warm, medians of
 ``--runs`` runs, tokens counted as ``seq_len`` per sample:
@@ -201,7 +201,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "headrace-loader-bench")
-    ap.add_argument("--datatrove-python", default=os.environ.get("DATATROVE_PYTHON", "/work/dtvenv/bin/python"))
+    default_dt = Path(os.environ.get("DATATROVE_VENV", Path.home() / ".cache/headrace/datatrove-venv")) / "bin/python"
+    ap.add_argument("--datatrove-python", default=os.environ.get("DATATROVE_PYTHON", str(default_dt)))
     ap.add_argument("--append", type=Path, help="append the results as a section to this markdown file")
     args = ap.parse_args()
 

@@ -129,15 +129,24 @@ def _combining_marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile("[" + "".join(bmp) + "]+"), re.compile("[" + "".join(astral) + "]+")
 
 
+_ASTRAL_CHAR = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _drop_mark(m: re.Match[str]) -> str:
+    c = m.group()
+    return "" if unicodedata.category(c) == "Mn" else c
+
+
 def simplify(text: str) -> str:
     """datatrove's ``TextNormConfig`` defaults: lower case, numbers -> 0, punctuation and whitespace
     folded to single spaces, diacritics removed (plus NFKC, so compatibility forms match)."""
     text = unicodedata.normalize("NFKC", text).lower()
     if not text.isascii():
-        bmp, astral = _combining_marks()
+        bmp, _astral = _combining_marks()
         text = bmp.sub("", unicodedata.normalize("NFD", text))
-        if max(text, default="\0") > "\uffff":
-            text = astral.sub("", text)
+        # Characters beyond the BMP (emoji, historic scripts) are rare: look each one up instead of
+        # matching a class of ranges over the whole text (20x slower than the rest of this function).
+        text = _ASTRAL_CHAR.sub(_drop_mark, text)
         text = unicodedata.normalize("NFC", text)
     text = _NUMBER.sub("0", text)
     text = _NON_WORD.sub(" ", text)
