@@ -126,6 +126,14 @@ def dedup_env(out: Path, redis_url: str | None) -> tuple[dict[str, str], int]:
     return {"HEADRACE_DEDUP__DIRECTORY": str(out / "dedup-index")}, 1
 
 
+def planted_duplicates(pages: int, files: int, dup_every: int) -> int:
+    """How many pages ``write_inputs`` wrote as a copy of the text before them (the first page of a
+    file has nothing to copy)."""
+    per = -(-pages // files)
+    starts = {f * per for f in range(files)}
+    return sum(1 for i in range(0, pages, dup_every) if i not in starts) if dup_every else 0
+
+
 def run(args: argparse.Namespace, broker: Any = None, redis_url: str | None = None) -> dict[str, Any]:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
