@@ -24,7 +24,6 @@ shards to verify byte for byte. ``python tests/reliability/chaos.py --out out/ch
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -294,6 +293,8 @@ def run(args: argparse.Namespace, broker: Any = None, redis_url: str | None = No
             broker.stop()
         if redis_server is not None:
             redis_server.stop()
+        if not args.keep:
+            volume.unmount()
     result = {
         "case": "chaos",
         "seed": args.seed,
@@ -320,8 +321,6 @@ def run(args: argparse.Namespace, broker: Any = None, redis_url: str | None = No
     }
     result["pass"] = verdict.ok and report.ok and settled
     (out / "result.json").write_text(json.dumps(result, indent=1))
-    with contextlib.suppress(Exception):
-        volume.unmount() if not args.keep else None
     return result
 
 
