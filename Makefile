@@ -17,7 +17,7 @@ DATATROVE_PKGS := "datatrove[processing,io,cli]==0.10.1" spacy aiohttp
 DATATROVE_STAMP := $(DATATROVE_VENV)/.headrace-datatrove-0.10.1
 
 .PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server chromium bench-dedup clean \
-	bench-loader bench-kafka gpu-feed gpu-feed-dry crash-test-big datatrove-venv bench
+	bench-loader bench-kafka gpu-feed gpu-feed-dry crash-test-big datatrove-venv bench chaos soak fuzz fuzz-nightly
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -107,6 +107,22 @@ gpu-feed-dry: dev ## CPU smoke test of bench/gpu_feed.py (needs torch)
 crash-test-big: dev kafka-jars ## The SIGKILL exactly-once test at 20,000 pages and 150 kills
 	HEADRACE_REQUIRE_KAFKA=1 HEADRACE_CRASH_PAGES=20000 HEADRACE_CRASH_KILLS=150 \
 		$(PY) -m pytest tests/integration/test_crash_exactly_once.py -s
+
+CHAOS_OUT ?= out/chaos
+chaos: dev kafka-jars redis-server ## Chaos run: kills, rebalances, pauses, disk full, slow broker and restarts (writes $(CHAOS_OUT)/result.json)
+	$(PY) tests/reliability/chaos.py --out $(CHAOS_OUT)
+
+SOAK_MINUTES ?= 30
+soak: dev kafka-jars ## Pipeline under continuous input for SOAK_MINUTES (30); RSS/lag samples and trend in out/soak
+	$(PY) tests/reliability/soak.py --minutes $(SOAK_MINUTES) --out out/soak
+
+fuzz: dev ## Mutation fuzzing, 10^5 inputs each: WARC reader, message codec, page charset decoding
+	mkdir -p out
+	for t in warc codec charset; do $(PY) tests/reliability/fuzz.py $$t --inputs 100000 --json out/fuzz-$$t.json; done
+
+fuzz-nightly: dev ## The nightly fuzzing run: 10^6 inputs per target, another seed
+	mkdir -p out
+	for t in warc codec charset; do $(PY) tests/reliability/fuzz.py $$t --inputs 1000000 --seed 2 --json out/fuzz-nightly-$$t.json; done
 
 clean:
 	rm -rf out .run build *.egg-info

@@ -35,13 +35,23 @@ _ALIASES = {
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
+#: Python codecs that a page may name but that are not character sets: they refuse the ``replace``
+#: error handler (idna), reject most bytes by design (undefined, punycode) or interpret escapes.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
+
+
 def normalise_label(label: str) -> str | None:
+    """The Python codec for a charset label, or None for unknown labels and for codecs that are not
+    text charsets (``base64``, ``rot13``, ``idna``, ... are all valid Python codec names)."""
     label = label.strip().lower()
     label = _ALIASES.get(label, label)
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except LookupError:
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def charset_from_content_type(content_type: str) -> str | None:
@@ -65,7 +75,7 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
             continue
         try:
             return body.decode(enc), enc
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):
             continue
     try:
         return body.decode("utf-8"), "utf-8"
@@ -73,7 +83,10 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
         pass
     declared = next((c for c in candidates if c), None)
     if declared and declared not in ("utf-8",):
-        return body.decode(declared, "replace"), f"{declared}+replace"
+        try:
+            return body.decode(declared, "replace"), f"{declared}+replace"
+        except (UnicodeError, LookupError):
+            pass  # a codec that cannot replace: fall back like an undeclared page
     # Mostly-UTF-8 pages with a few bad bytes stay UTF-8; otherwise cp1252 is the web's usual fallback.
     text = body.decode("utf-8", "replace")
     if text.count("\ufffd") * 200 <= len(text):

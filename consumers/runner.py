@@ -13,12 +13,19 @@ import threading
 import time
 from dataclasses import dataclass
 
-from consumers.handlers import BatchHandler, dead_letter
-from streams.bus import BusError, Channel, FencedError, Message, Outgoing, TopicPartition
+import msgspec
+
+from consumers.handlers import BatchHandler, dead_letter, utcnow
+from streams.bus import BusError, Channel, FencedError, Message, MessageTooLargeError, Outgoing, TopicPartition
+from streams.codec import encode
 from streams.faults import fault_point
+from streams.records import DeadLetter
 from streams.stats import Stats
 
 log = logging.getLogger(__name__)
+
+#: Bytes of a too-large output kept in its dead letter (the rest can be rebuilt from the input).
+TOO_LARGE_KEPT = 1024 * 1024
 
 
 @dataclass
@@ -93,7 +100,7 @@ class ChannelRunner:
                 outputs = self._handle(msgs)
             hb.enter("kafka")
             for out in outputs:
-                self.channel.send(out)
+                self._send(out)
             fault_point("channel.before-commit")
             self.channel.commit()
         except FencedError as exc:
@@ -113,6 +120,29 @@ class ChannelRunner:
         self._backoff = 0.0
         self.stats.inc(f"{self.handler.name}/committed", len(msgs))
         return len(msgs)
+
+    def _send(self, out: Outgoing) -> None:
+        """Send one output; one too large for the bus goes to the DLQ instead (capped), because
+        retrying the batch would fail the same way forever and stall the partition."""
+        try:
+            self.channel.send(out)
+        except MessageTooLargeError as exc:
+            self.stats.inc(f"{self.handler.name}/dlq/too-large")
+            log.warning("%s: output for %s too large, dead-lettered: %s", self.handler.name, out.topic, exc)
+            dl = DeadLetter(
+                topic=out.topic,
+                partition=-1,
+                offset=-1,
+                reason=f"too-large: {exc}"[:500],
+                key=out.key,
+                value=bytes(out.value[:TOO_LARGE_KEPT]),
+                at=utcnow(),
+            )
+            try:
+                self.channel.send(Outgoing(self.handler.dlq_topic, encode(dl), out.key))
+            except MessageTooLargeError:  # a bus limit below TOO_LARGE_KEPT: keep the reason only
+                dl = msgspec.structs.replace(dl, value=b"")
+                self.channel.send(Outgoing(self.handler.dlq_topic, encode(dl), out.key))
 
     def _handle(self, msgs: list[Message]) -> list[Outgoing]:
         try:

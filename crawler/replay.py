@@ -268,6 +268,16 @@ class Replayer:
             rep.skipped["too-large"] += 1
             self.stats.inc("replay/skip/too-large")
             log.warning("page %s too large to publish: %s", page.url, exc)
+            # Quarantined, not only counted: the ledger shows the page and why it never reached the bus.
+            dl = DeadLetter(
+                topic=f"warc:{page.lineage.warc_path or rep.path}",
+                partition=0,
+                offset=page.lineage.offset or 0,
+                reason=f"too-large: {exc}"[:500],
+                key=page.url.encode(),
+                at=utcnow(),
+            )
+            self.publisher.publish(self.topics.dlq, encode(dl), url_key(page.url))
             return
         rep.pages += 1
         self.stats.inc("replay/pages")

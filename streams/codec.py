@@ -29,6 +29,9 @@ HEADER_LEN = 4
 KINDS: dict[type, int] = {Page: 1, Document: 2, Rejection: 3, DeadLetter: 4, BlockRule: 5}
 _BY_KIND = {v: k for k, v in KINDS.items()}
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+#: What msgspec can raise on hostile bytes: its own errors, and ``UnicodeDecodeError`` for a msgpack
+#: string that is not valid UTF-8 (msgspec does not wrap that one; found by fuzzing).
+_BODY_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {t: msgspec.msgpack.Decoder(t) for t in KINDS}
@@ -75,7 +78,7 @@ def decode(data: bytes) -> Record:
     kind = peek_kind(data)
     try:
         result: Record = _decoders[kind].decode(memoryview(data)[HEADER_LEN:])
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _BODY_ERRORS as exc:
         raise DecodeError("invalid-body", f"{kind.__name__}: {exc}") from exc
     return result
 
@@ -87,7 +90,7 @@ def decode_as(data: bytes, expected: type[R]) -> R:
         raise DecodeError("wrong-kind", f"expected {expected.__name__}, got {kind.__name__}")
     try:
         result: R = _decoders[kind].decode(memoryview(data)[HEADER_LEN:])
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _BODY_ERRORS as exc:
         raise DecodeError("invalid-body", f"{kind.__name__}: {exc}") from exc
     return result
 

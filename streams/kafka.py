@@ -26,6 +26,7 @@ from kafka.errors import (
     CommitFailedError,
     FencedInstanceIdError,
     IllegalGenerationError,
+    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
@@ -421,7 +422,14 @@ class _KafkaMember:
         """Hook for subclasses: partitions moved."""
 
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
-        batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except KafkaConnectionError as exc:
+            # The broker is restarting or unreachable: an empty poll, not the end of the process (the
+            # client reconnects on the next poll). Found by the chaos run's broker restarts.
+            log.warning("poll: broker unreachable (%s); retrying", exc)
+            time.sleep(min(max(timeout, 0.1), 1.0))
+            return []
         out: list[Message] = []
         for recs in batches.values():
             out.extend(_message(r) for r in recs)

@@ -209,6 +209,8 @@ def load_requests(path: Path) -> list[TakedownRequest]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TakedownRequestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:  # e.g. 100,000 nested brackets: the decoder recurses per level
+        raise TakedownRequestError(f"{path}: not valid JSON (nested too deeply)") from exc
     items: Sequence[Any] = data if isinstance(data, list) else [data]
     if not items:
         raise TakedownRequestError(f"{path}: no requests")

@@ -36,11 +36,49 @@ class TokenizerInfo:
     eos_id: int
 
 
+#: Longer texts are encoded in pieces. A Hugging Face ``Encoding`` keeps offsets, token strings and
+#: masks next to every id (hundreds of bytes per token), so one 5 MiB page took ~800 MiB at once.
+CHUNK_CHARS = 1 << 18
+
+
+def split_at_word_gaps(text: str, max_chars: int) -> list[str]:
+    """Cut ``text`` into pieces of at most ``max_chars`` (where possible), only before a single space
+    between two non-space characters. With GPT-2's pre-tokenizer regex that position is always a token
+    boundary (every pattern takes a space only as its first character, and no whitespace run can
+    contain it), so encoding the pieces one by one gives exactly the ids of the whole text."""
+    if len(text) <= max_chars:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > max_chars:
+        hi = start + max_chars
+        lo = start + max_chars // 2
+        cut = -1
+        while hi > lo:
+            p = text.rfind(" ", lo, hi)
+            if p <= start:
+                break
+            if p + 1 < len(text) and not text[p - 1].isspace() and not text[p + 1].isspace():
+                cut = p
+                break
+            hi = p
+        if cut < 0:  # no safe gap in range: keep the rest whole rather than risk different ids
+            break
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
 class Tokenizer:
     """A thin wrapper so shard code does not depend on one tokenizer library."""
 
-    def __init__(self, hf: HFTokenizer, name: str, eos_token: str) -> None:
+    chunk_chars = 0
+
+    def __init__(self, hf: HFTokenizer, name: str, eos_token: str, chunk_chars: int = 0) -> None:
         self._hf = hf
+        #: > 0 only where pieces provably encode like the whole (GPT-2 byte-level pre-tokenizer).
+        self.chunk_chars = chunk_chars
         eos = hf.token_to_id(eos_token)
         if eos is None:
             raise TokenizerNotFoundError(f"tokenizer {name!r} has no EOS token {eos_token!r}")
@@ -57,12 +95,19 @@ class Tokenizer:
         return self.info.eos_id
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        if self.chunk_chars and any(len(t) > self.chunk_chars for t in texts):
+            return [self.encode(t) for t in texts]
         # add_special_tokens=False: text that *looks* like "<|endoftext|>" stays plain text.
         return [e.ids for e in self._hf.encode_batch(texts, add_special_tokens=False)]
 
     def encode(self, text: str) -> list[int]:
-        ids: list[int] = self._hf.encode(text, add_special_tokens=False).ids
-        return ids
+        if self.chunk_chars and len(text) > self.chunk_chars:
+            ids: list[int] = []
+            for piece in split_at_word_gaps(text, self.chunk_chars):
+                ids.extend(self._hf.encode(piece, add_special_tokens=False).ids)
+            return ids
+        whole: list[int] = self._hf.encode(text, add_special_tokens=False).ids
+        return whole
 
     def decode(self, ids: list[int]) -> str:
         text: str = self._hf.decode(ids, skip_special_tokens=False)
@@ -158,7 +203,7 @@ def _gpt2() -> Tokenizer:
     hf = HFTokenizer(models.BPE.from_file(str(vocab), str(merges)))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()
-    return Tokenizer(hf, "gpt2", "<|endoftext|>")
+    return Tokenizer(hf, "gpt2", "<|endoftext|>", chunk_chars=CHUNK_CHARS)
 
 
 @lru_cache(maxsize=8)

@@ -19,6 +19,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -145,7 +146,9 @@ class Fleet:
     env: dict[str, str]
     workdir: Path
     shards_dir: Path
-    replicas: dict[str, int] = field(default_factory=lambda: {"process": 2, "dedup": 2, "shards": 2})
+    # One dedup replica: the default (embedded) dedup index is single-process; several replicas need
+    # the Redis backend (tests/reliability/chaos.py runs two on Redis).
+    replicas: dict[str, int] = field(default_factory=lambda: {"process": 2, "dedup": 1, "shards": 2})
     rng: random.Random = field(default_factory=lambda: random.Random(11))
     arm_faults: bool = True
     #: Fault points for the first launch of a slot (instance id -> "point:count"), e.g. to make sure a
@@ -348,6 +351,9 @@ def base_env(prefix: str, **extra: str) -> dict[str, str]:
             "HEADRACE_SHARDS__MAX_AGE_S": "2.0",
             "HEADRACE_SHARDS__ORPHAN_GRACE_S": "30.0",
             "PYTHONUNBUFFERED": "1",
+            # Each run its own embedded dedup index (the default, ./dedup-index, is shared by every
+            # run in the checkout and outlives it: a second run would find all its pages already seen).
+            "HEADRACE_DEDUP__DIRECTORY": tempfile.mkdtemp(prefix="headrace-dedup-"),
         }
     )
     env.update(extra)

@@ -132,6 +132,7 @@ def test_sigkill_storm_then_replay_is_exactly_once(
         # Both shard writers die right after their first seal, before committing: the warm-up below
         # cannot finish without at least one kill between seal and commit.
         first_faults={"shards-0": "shards.after-seal:1", "shards-1": "shards.after-seal:1"},
+        replicas={"process": 2, "dedup": 2, "shards": 2},  # two dedup replicas on the shared Redis index
     )
     probe = PipelineProbe(kafka_bootstrap, env)
     kills: list[dict[str, Any]] = []

@@ -56,7 +56,7 @@ def test_crawl_to_kafka_to_shards_with_lineage(kafka_bootstrap: str, tmp_path: P
 
     for group, extra in (
         ("process", []),
-        ("dedup", []),
+        ("dedup", ["--out", str(tmp_path / "dedup-index")]),  # not ./dedup-index, shared by every test
         ("shards", ["--out", str(tmp_path / "shards")]),
         ("ledger", ["--out", str(tmp_path / "ledger")]),
     ):

@@ -49,7 +49,7 @@ def test_replay_then_consume_equals_embedded_run(kafka_bootstrap: str, sample_wa
     assert json.loads(replay.stdout)["pages_published"] == 33
     for group, extra in (
         ("process", []),
-        ("dedup", []),
+        ("dedup", ["--out", str(tmp_path / "dedup-index")]),  # not ./dedup-index, shared by every test
         ("shards", ["--out", str(tmp_path / "kafka-shards")]),
         ("ledger", ["--out", str(tmp_path / "ledger")]),
     ):

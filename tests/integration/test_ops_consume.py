@@ -92,6 +92,8 @@ class Pipeline:
             HEADRACE_OPS__HOST="127.0.0.1",
             HEADRACE_OPS__LAG_INTERVAL_S="1",
             HEADRACE_KAFKA__SESSION_TIMEOUT_MS="6000",
+            # The embedded dedup index defaults to ./dedup-index: one per test, not one for the checkout.
+            HEADRACE_DEDUP__DIRECTORY=str(tmp / "dedup-index"),
         )
         self.env.pop("HEADRACE_OPS__METRICS_PORT", None)
         self.group = f"{self.prefix}headrace-process"

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from consumers.runner import ChannelRunner, Heartbeat
 from consumers.stats import Stats
 from streams.bus import Message, Outgoing
+from streams.codec import decode_as
 from streams.memory import InMemoryBus
+from streams.records import DeadLetter
 from streams.topics import TopicSpec
 
 
@@ -84,4 +86,38 @@ def test_a_batch_in_progress_is_finished_and_committed_and_the_next_poll_is_not_
     assert runner.step(timeout=0) == released
     assert handler.batches == 2
     assert sum(bus.committed_offsets("g", "in").values()) == committed + released
+    runner.close()
+
+
+class Inflater:
+    """Turns every input into an output bigger than the bus accepts (a 5 MiB page can become a
+    15 MiB document once cp1252 bytes are re-encoded as UTF-8)."""
+
+    name = "inflate"
+    dlq_topic = "dlq"
+
+    def handle(self, msgs: Sequence[Message]) -> list[Outgoing]:
+        return [
+            Outgoing("out", m.value * 10_000, m.key) if m.value == b"v3" else Outgoing("out", m.value, m.key)
+            for m in msgs
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_output_too_large_for_the_bus_is_dead_lettered_not_retried_forever() -> None:
+    bus = InMemoryBus(max_message_bytes=4096)
+    bus.ensure_topics([TopicSpec("in", 1), TopicSpec("out", 1), TopicSpec("dlq", 1)])
+    pub = bus.publisher()
+    for i in range(6):
+        pub.publish("in", f"v{i}".encode(), f"k{i}".encode())
+    pub.flush()
+    stats = Stats()
+    runner = ChannelRunner(bus.channel("g", ["in"], transactional_id="t"), Inflater(), stats, max_records=10)
+    assert runner.step(timeout=0) == 6  # the batch commits instead of aborting on every retry
+    assert [m.value for m in bus.read_all("out")] == [b"v0", b"v1", b"v2", b"v4", b"v5"]
+    (letter,) = [decode_as(m.value, DeadLetter) for m in bus.read_all("dlq")]
+    assert letter.reason.startswith("too-large") and letter.topic == "out" and letter.key == b"k3"
+    assert stats.get("inflate/dlq/too-large") == 1
     runner.close()

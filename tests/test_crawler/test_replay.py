@@ -179,3 +179,16 @@ def test_checkpoint_wire_format_is_versioned_json() -> None:
     pub.flush()
     assert latest_checkpoints(bus) == {}  # unreadable and unknown versions are ignored, with a warning
     assert decode_checkpoint(b'{"v": 1, "input": "z", "offset": 5}').offset == 5  # type: ignore[union-attr]
+
+
+def test_a_page_too_large_for_the_bus_is_dead_lettered_with_its_url(tmp_path: Path) -> None:
+    path = tmp_path / "big.warc"
+    big = b"<html><body><p>" + b"word " * 60_000 + b"</p></body></html>"
+    path.write_bytes(page(1) + page(2, body=big) + page(3))
+    bus = InMemoryBus(default_partitions=2, max_message_bytes=64 * 1024)
+    bus.ensure_topics(TOPICS.specs(2))
+    rep = Replayer(bus.publisher(transactional_id="w"), TOPICS).replay([str(path)])
+    assert rep.pages == 2 and rep.inputs[0].skipped["too-large"] == 1
+    (dl,) = [decode_as(m.value, DeadLetter) for m in bus.read_all(TOPICS.dlq)]
+    assert dl.key == b"http://example.com/2" and dl.reason.startswith("too-large")
+    assert dl.topic == f"warc:{path}" and dl.offset == len(page(1))

@@ -82,3 +82,15 @@ def test_fuzz_valid_header_random_body(body: bytes) -> None:
     for kind in codec.KINDS.values():
         with contextlib.suppress(DecodeError):
             decode(b"HR\x01" + bytes([kind]) + body)
+
+
+def test_invalid_utf8_in_a_string_field_is_a_decode_error() -> None:
+    """Found by the mutation fuzzer: msgspec raises a bare UnicodeDecodeError for a msgpack string
+    that is not UTF-8; the shard and ledger sinks only catch DecodeError, so it killed them."""
+    good = encode(Page(page_id="p", url="http://e.com/", fetched_at="t"))
+    bad = good.replace(b"http://e.com/", b"http://\xd0O.com/")
+    with pytest.raises(DecodeError) as err:
+        decode(bad)
+    assert err.value.reason == "invalid-body"
+    with pytest.raises(DecodeError):
+        decode_as(bad, Page)

@@ -47,3 +47,19 @@ def test_topics_allow_large_pages_and_compact_the_blocklist() -> None:
     assert specs["x.pages.raw"].configs["unclean.leader.election.enable"] == "false"
     assert specs["x.compliance.blocklist"].configs["cleanup.policy"] == "compact"
     assert specs["x.replay.progress"].configs["cleanup.policy"] == "compact"
+
+
+def test_a_poll_while_the_broker_is_down_is_empty_not_fatal() -> None:
+    """Found by the chaos run: during a broker restart the consumer's poll raised
+    KafkaConnectionError (ECONNREFUSED) out of the stage loop and the process exited."""
+    from kafka.errors import KafkaConnectionError
+
+    from streams.kafka import KafkaSubscriber
+
+    class DownConsumer:
+        def poll(self, timeout_ms: int, max_records: int) -> dict:
+            raise KafkaConnectionError("111 ECONNREFUSED")
+
+    sub = KafkaSubscriber.__new__(KafkaSubscriber)
+    sub._consumer = DownConsumer()  # type: ignore[assignment]
+    assert sub.poll(10, timeout=0.01) == []

@@ -84,6 +84,7 @@ def test_request_files_json_and_csv(tmp_path: Path) -> None:
         ('[{"domain": "a.example", "reason": "r", "requester": "q", "surprise": 1}]', "unknown field"),
         ('["just a string"]', "not a JSON object"),
         ("[]", "no requests"),
+        ("[" * 100_000, "nested too deeply"),  # was a RecursionError traceback from the CLI
     ],
 )
 def test_bad_request_files_name_the_problem(tmp_path: Path, content: str, message: str) -> None:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from consumers.shards.tokenizer import load_tokenizer
+from consumers.shards.tokenizer import load_tokenizer, split_at_word_gaps
 
 
 def test_gpt2_reproduces_reference_ids() -> None:
@@ -59,3 +63,36 @@ def test_large_vocabulary_shards_use_int32(tmp_path: Path) -> None:
     assert m.dtype == "int32" and tok.info.vocab_size > 65536
     assert verify_shards(tmp_path).ok
     assert list_shards(tmp_path)[0].doc_tokens(m.docs[0]).tolist() == ids
+
+
+_PIECES = [*"ab c\n\t'.,!?0123456789éΩ日本", "'s", "'ll", "  ", "\n\n", " \n", "<|endoftext|>", "word", " the"]
+_PIECE_TEXT = st.lists(st.sampled_from(_PIECES), max_size=200).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PIECE_TEXT, st.integers(4, 64))
+def test_long_texts_encoded_in_pieces_give_the_same_ids(text: str, chunk: int) -> None:
+    """Pieces are cut only where GPT-2's pre-tokenizer always has a token boundary."""
+    tok = load_tokenizer("gpt2")
+    whole = tok._hf.encode(text, add_special_tokens=False).ids
+    pieces = split_at_word_gaps(text, chunk)
+    assert "".join(pieces) == text
+    assert [i for p in pieces for i in tok._hf.encode(p, add_special_tokens=False).ids] == whole
+
+
+def test_a_5_mib_page_tokenizes_in_bounded_memory() -> None:
+    """A 5 MiB page (the replay payload cap) used to take ~850 MiB of RSS in one ``encode`` call: the
+    Hugging Face Encoding keeps offsets and token strings for each of its 1.2 M tokens."""
+    code = (
+        "import resource\n"
+        "from consumers.shards.tokenizer import load_tokenizer\n"
+        "t = load_tokenizer('gpt2'); t.encode('warm up')\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "s = 'The river runs past the old mill and the people walk along it. ' * 80000\n"
+        "ids = t.encode_batch([s])[0]\n"
+        "assert len(ids) > 1_000_000\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    growth_mib = int(out.stdout.strip())
+    assert growth_mib < 200, f"peak RSS grew by {growth_mib} MiB"
