@@ -9,7 +9,7 @@ from typing import IO
 
 from consumers.stage import Drop
 from streams.bus import FencedError, Subscriber, TopicPartition
-from streams.codec import DecodeError, decode, to_json
+from streams.codec import DecodeError, decode_as, to_json
 from streams.records import DeadLetter, Document, Lineage, Page, Rejection, Signal
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,12 @@ class LedgerSink:
         for m in msgs:
             offsets[m.tp] = m.offset + 1
             target = self.dlq if m.topic == self.dlq_topic else self.rejected
+            # Each topic holds one record type: anything else (a Page published to docs.rejected by
+            # mistake) is a dead letter, not a ledger line.
             try:
-                rec = decode(m.value)
+                rec: Rejection | DeadLetter = (
+                    decode_as(m.value, DeadLetter) if m.topic == self.dlq_topic else decode_as(m.value, Rejection)
+                )
             except DecodeError as exc:
                 bad = DeadLetter(topic=m.topic, partition=m.partition, offset=m.offset, reason=str(exc))
                 self.dlq.write_raw(to_json(bad))

@@ -7,6 +7,7 @@ command did not drain before its shutdown deadline (a stage hung; uncommitted wo
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -155,6 +156,8 @@ def consume(
 ) -> None:
     """Run one stage group as a long-running Kafka consumer (SIGTERM: finish batch, commit, leave)."""
     setup_logging(verbose, json_logs)
+    from kafka.errors import KafkaTimeoutError
+
     from headrace.consume import GROUP_NAMES
     from headrace.consume import consume as consume_group
     from headrace.ops import OpsUnavailableError
@@ -180,6 +183,21 @@ def consume(
     except OpsUnavailableError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from exc
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # Nothing is lost: offsets are committed only after a shard is sealed, so the next start
+        # rereads whatever was in the open shard. The operator needs to know which volume to grow.
+        console.print(
+            f"[red]{group}: no space left on device ({exc.filename or out or 'output volume'}); nothing past "
+            "the last sealed shard was committed — free or grow the volume and restart[/red]"
+        )
+        raise typer.Exit(EXIT_FATAL) from exc
+    except KafkaTimeoutError as exc:
+        if "bootstrap" not in str(exc):
+            raise
+        console.print(f"[red]{group}: no Kafka broker reachable at {cfg.kafka.bootstrap}; exiting[/red]")
+        raise typer.Exit(EXIT_FATAL) from exc
     Console().print_json(json.dumps(stats.snapshot()))
 
 

@@ -136,3 +136,29 @@ def test_every_subcommand_has_help() -> None:
         res = runner.invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0, cmd
         assert "Usage" in res.output
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (OSError(28, "No space left on device", "/data/shards/x.bin.tmp"), "no space left on device"),
+        ("no-broker", "no Kafka broker reachable"),
+    ],
+)
+def test_consume_reports_a_full_volume_or_an_unreachable_broker_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, error: object, message: str
+) -> None:
+    from kafka.errors import KafkaTimeoutError
+    from typer.testing import CliRunner
+
+    import headrace.consume
+    from headrace.cli import app
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']") if error == "no-broker" else error  # type: ignore[misc]
+
+    monkeypatch.setattr(headrace.consume, "consume", fail)
+    res = CliRunner().invoke(app, ["consume", "shards", "--bootstrap", "127.0.0.1:1", "--out", "/tmp/x"])
+    assert res.exit_code == 1
+    assert message in " ".join(res.output.split())
+    assert "Traceback" not in res.output
