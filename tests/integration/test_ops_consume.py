@@ -94,6 +94,9 @@ class Pipeline:
             HEADRACE_KAFKA__SESSION_TIMEOUT_MS="6000",
             # The embedded dedup index defaults to ./dedup-index: one per test, not one for the checkout.
             HEADRACE_DEDUP__DIRECTORY=str(tmp / "dedup-index"),
+            # The sample is code-heavy: with the FineWeb filters only a few pages would survive, and
+            # these tests need a stream of documents, not a verdict on their quality.
+            HEADRACE_QUALITY__ENABLED="false",
         )
         self.env.pop("HEADRACE_OPS__METRICS_PORT", None)
         self.group = f"{self.prefix}headrace-process"
