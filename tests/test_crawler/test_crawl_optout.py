@@ -111,6 +111,8 @@ def test_every_opt_out_signal_is_honoured_and_recorded(tmp_path: Path) -> None:
         cfg = tmp_path / "crawl.toml"
         cfg.write_text(
             '[crawl]\nmin_delay_s = 0.0\ncontact_url = "https://example.org/crawler"\nfollow_links = false\n'
+            # fixture pages are a few sentences: kept or dropped here only by the opt-out signals
+            "[quality]\nenabled = false\n"
         )
         out = tmp_path / "out"
         res = headrace(
