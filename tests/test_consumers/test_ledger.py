@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from consumers.ledger import EXCERPT_CHARS, rejection_for
 from consumers.stage import Drop
 from streams.codec import decode, encode
@@ -24,3 +26,27 @@ def test_a_dropped_page_has_no_excerpt() -> None:
 def test_entries_written_before_the_fields_existed_still_decode() -> None:
     old = Rejection(id="d", url="u", stage="quality", reason="short")
     assert decode(encode(old)).excerpt == ""
+
+
+def test_a_record_of_the_wrong_kind_on_the_rejected_topic_is_a_dead_letter(tmp_path: Path) -> None:
+    import json
+
+    from consumers.ledger import LedgerSink
+    from streams.memory import InMemoryBus
+    from streams.topics import Topics
+
+    topics = Topics()
+    bus = InMemoryBus(default_partitions=1)
+    pub = bus.publisher()
+    good = Rejection(id="d", url="https://a.example/", stage="quality", reason="short")
+    pub.publish(topics.docs_rejected, encode(good), b"d")
+    pub.publish(topics.docs_rejected, encode(Page(page_id="p", url="https://b.example/", fetched_at="t")), b"p")
+    sink = LedgerSink(tmp_path, topics.docs_rejected, topics.dlq)
+    sink.attach(bus.subscriber("ledger", [topics.docs_rejected, topics.dlq]))
+    while sink.step(timeout=0):
+        pass
+    sink.close()
+    rejected = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    dead = [json.loads(x) for x in (tmp_path / "dlq.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rejected] == ["d"]
+    assert len(dead) == 1 and dead[0]["topic"] == topics.docs_rejected and dead[0]["reason"]
