@@ -13,7 +13,7 @@ STAMP := $(VENV)/.headrace-$(shell cat pyproject.toml Makefile | sha256sum | cut
 # datatrove 0.10.1 in its own environment, outside the repository: the agreement tests and the
 # benchmarks run it side by side with headrace (tests skip when it is missing).
 DATATROVE_VENV ?= $(HOME)/.cache/headrace/datatrove-venv
-DATATROVE_PKGS := "datatrove[processing,io,cli]==0.10.1" spacy aiohttp
+DATATROVE_PKGS := "datatrove[processing,io,cli]==0.10.1" spacy aiohttp lxml_html_clean
 DATATROVE_STAMP := $(DATATROVE_VENV)/.headrace-datatrove-0.10.1
 
 .PHONY: help quickstart venv dev test test-fast lint typecheck kafka-up kafka-down kafka-jars redis-server chromium bench-dedup clean \

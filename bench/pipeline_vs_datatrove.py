@@ -66,6 +66,10 @@ def run_datatrove(data: Path, out: Path, core: str, url_filter: bool) -> dict:
     cmd += ["--lid-model", str(bundled_model_path())] + ([] if url_filter else ["--no-url-filter"])
     wall, res = timed(cmd, dict(os.environ, PYTHONPATH="", HF_HUB_OFFLINE="1"))
     info = json.loads(res.stdout.strip().splitlines()[-1])
+    if info["docs_in"] and not info["docs_out"]:
+        # Every page failed (datatrove reports a broken extractor sandbox as per-page timeouts): timing
+        # that would compare against a pipeline that does no work.
+        raise SystemExit(f"datatrove kept 0 of {info['docs_in']} documents; see {out / 'logs'} (broken venv?)")
     return {"wall_s": wall, "docs_in": info["docs_in"], "docs_out": info["docs_out"], "steps": info["steps"]}
 
 
