@@ -50,9 +50,9 @@ def load_texts() -> tuple[list[str], str]:
     if not folder.is_dir():
         folder = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else REPO / "samples"
     pages = []
-    for _, path in expand_inputs([str(folder)]):
-        if path is not None:
-            pages.extend(p for p in iter_warc(path) if isinstance(p, Page))
+    for ref in expand_inputs([str(folder)]):
+        if ref.error is None:
+            pages.extend(p for p in iter_warc(ref.name) if isinstance(p, Page))
     docs = Extractor(ExtractConfig(extractor="resiliparse")).extract_batch(pages)
     texts = [d.text for d in docs if isinstance(d, Document) and d.text.split()]
     return texts, str(folder)
