@@ -3,13 +3,17 @@
 ``extract_page`` is a pure function (it runs in-process or inside the worker processes of
 ``consumers.extract_pool``); :class:`Extractor` is the in-process variant, which maps every failure
 to a ``Drop`` with a reason. The default trafilatura settings are datatrove's ``Trafilatura``
-extractor's: ``favor_precision=True``, ``include_comments=False``, ``deduplicate=True``, and
-trafilatura's own default for everything else (tables included); no URL is passed, as datatrove
-passes none.
+extractor's (``favor_precision=True``, ``include_comments=False``, trafilatura's own default for
+everything else, tables included; no URL is passed, as datatrove passes none) with one exception:
+``deduplicate`` is off.
 
 trafilatura's ``deduplicate`` keeps a per-process cache of text segments seen before, so what it
-removes depends on what the process extracted earlier (datatrove behaves the same); set
-``deduplicate = false`` when extraction must not depend on history.
+removes depends on what the process extracted earlier. That makes extraction depend on history: a
+restarted consumer, another replica or a replay extracts the same page into different text, hence a
+different content hash and doc id, and exactly-once delivery no longer means the same corpus (the
+embedded run and the same input over Kafka disagreed on a document because of it). Repeated
+boilerplate across pages is what the quality filters and dedup handle. Set ``deduplicate = true`` to
+reproduce datatrove's output exactly.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class ExtractConfig:
     extractor: str = "trafilatura"  # "trafilatura" | "resiliparse"
     favor_precision: bool = True  # datatrove's Trafilatura defaults (FineWeb)
     include_comments: bool = False
-    deduplicate: bool = True
+    deduplicate: bool = False  # history-dependent when on (see the module docstring)
     include_tables: bool = True  # trafilatura's default, which datatrove keeps
     timeout_s: float = 5.0  # per document, enforced by the worker pool (datatrove: 1 s)
     workers: int = 0  # extraction processes; 0: extract in the calling process (no time limit)
