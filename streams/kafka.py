@@ -327,11 +327,25 @@ class KafkaPublisher:
             raise BusError(f"publish to {topic} failed: {exc}") from exc
         self._futures.append(fut)
 
+    def _bounded(self, begin: str, *args: Any) -> None:
+        """A transactional step with a deadline. kafka-python's commit_transaction, abort_transaction and
+        send_offsets_to_transaction wait for the broker without one, so a response lost in a broker
+        restart hung the stage forever; past the deadline this raises KafkaTimeoutError, the
+        indefinite-error path: the producer is re-created, which fences and aborts the old epoch."""
+        manager = self._producer._transaction_manager
+        result = getattr(manager, begin)(*args)
+        self._producer._sender.wakeup()
+        if not result.wait(timeout_ms=self.settings.transaction_timeout_ms):
+            raise KafkaTimeoutError(f"{begin} got no answer in {self.settings.transaction_timeout_ms} ms")
+
+    def send_offsets(self, offsets: dict[Any, Any], group_metadata: Any) -> None:
+        self._bounded("send_offsets_to_transaction", offsets, group_metadata)
+
     def flush(self, timeout: float | None = None) -> None:
         try:
             if self.transactional_id:
                 if self._in_txn:
-                    self._producer.commit_transaction()
+                    self._bounded("begin_commit")
                     self._in_txn = False
             else:
                 self._producer.flush(timeout=timeout)
@@ -351,7 +365,7 @@ class KafkaPublisher:
         self._futures.clear()
         if self.transactional_id and self._in_txn:
             try:
-                self._producer.abort_transaction()
+                self._bounded("begin_abort")
             except KafkaError as exc:
                 log.warning("abort failed (%s); re-creating producer", exc)
                 self._reset_after_indefinite_error()
@@ -543,7 +557,7 @@ class KafkaChannel(_KafkaMember):
                 pub._in_txn = True
             offsets = {_ktp(tp): OffsetAndMetadata(off, "", -1) for tp, off in self._consumed.items()}
             if offsets:
-                pub._producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
+                pub.send_offsets(offsets, self._consumer.group_metadata())
             pub.flush()
         except (FencedError, ProducerFencedError, *_FENCING) as exc:
             self.abort()
@@ -558,7 +572,12 @@ class KafkaChannel(_KafkaMember):
         self._consumed.clear()
         # Rewind to the committed offsets so the aborted batch is read again.
         for ktp in self._consumer.assignment():
-            committed = self._consumer.committed(ktp)
+            try:
+                committed = self._consumer.committed(ktp, timeout_ms=self.settings.request_timeout_ms)
+            except KafkaError as exc:
+                # Without the committed offset the aborted batch cannot be re-read in place: stop, and
+                # let the restart resume from the committed offsets (nothing is lost or repeated).
+                raise BusError(f"cannot rewind {ktp.topic}[{ktp.partition}] after an abort: {exc}") from exc
             if committed is not None and committed >= 0:
                 self._consumer.seek(ktp, committed)
             else:
