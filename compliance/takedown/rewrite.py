@@ -31,8 +31,7 @@ from consumers.shards.manifest import (
     publish_manifest,
     read_manifest,
 )
-from consumers.shards.mmidx import write_index
-from consumers.shards.writer import utcnow
+from consumers.shards.writer import finish_data_files, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +72,9 @@ def rewrite_without(directory: Path, manifest: Manifest, remove: Iterable[str], 
                 start += d.length
             out.flush()
             os.fsync(out.fileno())
-        with idx_tmp.open("wb") as fh:
-            write_index(fh, [d.length for d in docs], dtype.type)
-            fh.flush()
-            os.fsync(fh.fileno())
-        idx_bytes = idx_tmp.read_bytes()
-        bin_final, idx_final = directory / f"{prefix}.bin", directory / f"{prefix}.idx"
-        bin_tmp.rename(bin_final)
-        idx_tmp.rename(idx_final)
-        fsync_dir(directory)
+        bin_final, idx_final, idx_bytes = finish_data_files(
+            directory, prefix, bin_tmp, idx_tmp, [d.length for d in docs], dtype
+        )
     except BaseException:
         for p in (bin_tmp, idx_tmp):
             with contextlib.suppress(FileNotFoundError):

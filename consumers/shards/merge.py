@@ -44,9 +44,8 @@ from consumers.shards.manifest import (
     publish_manifest,
     read_manifest,
 )
-from consumers.shards.mmidx import write_index
 from consumers.shards.reader import live_manifests, read_manifests
-from consumers.shards.writer import utcnow
+from consumers.shards.writer import finish_data_files, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +149,9 @@ def write_merged(directory: Path, sources: Sequence[Manifest]) -> Manifest:
                 tokens += m.tokens
             out.flush()
             os.fsync(out.fileno())
-        with idx_tmp.open("wb") as fh:
-            write_index(fh, [d.length for d in docs], np.dtype(first.dtype).type)
-            fh.flush()
-            os.fsync(fh.fileno())
-        idx_bytes = idx_tmp.read_bytes()
-        bin_final, idx_final = directory / f"{data_prefix}.bin", directory / f"{data_prefix}.idx"
-        bin_tmp.rename(bin_final)
-        idx_tmp.rename(idx_final)
-        fsync_dir(directory)
+        bin_final, idx_final, idx_bytes = finish_data_files(
+            directory, data_prefix, bin_tmp, idx_tmp, [d.length for d in docs], np.dtype(first.dtype)
+        )
     except BaseException:
         for p in (bin_tmp, idx_tmp):
             with contextlib.suppress(FileNotFoundError):

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -210,3 +211,21 @@ def clean_orphans(directory: Path, grace_s: float = 600.0) -> list[Path]:
     if removed:
         log.info("removed %d unsealed or orphaned shard files from %s", len(removed), directory)
     return removed
+
+
+def finish_data_files(
+    directory: Path, prefix: str, bin_tmp: Path, idx_tmp: Path, lengths: Sequence[int], dtype: np.dtype[Any]
+) -> tuple[Path, Path, bytes]:
+    """Write the ``.idx`` for ``lengths`` next to a complete, fsynced ``bin_tmp``, then move both to
+    their final names (still invisible: only a manifest makes data files live). Returns the final
+    paths and the index bytes, for the manifest's hash."""
+    with idx_tmp.open("wb") as fh:
+        write_index(fh, list(lengths), dtype.type)
+        fh.flush()
+        os.fsync(fh.fileno())
+    idx_bytes = idx_tmp.read_bytes()
+    bin_final, idx_final = directory / f"{prefix}.bin", directory / f"{prefix}.idx"
+    bin_tmp.rename(bin_final)
+    idx_tmp.rename(idx_final)
+    fsync_dir(directory)
+    return bin_final, idx_final, idx_bytes
